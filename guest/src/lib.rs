@@ -1,0 +1,121 @@
+//! The default fail2pvefw policy: what to do for each fail2ban action.
+//!
+//! This file only wires the WIT world `policy` (`../wit/policy.wit`) to plain
+//! modules that build and test natively:
+//! - [`cidr`]: validates an address and gives the exact string PVE stores;
+//! - [`comment`]: the `[YYYY/MM/DD HH:MM:SS] text` comment of an entry;
+//! - [`plan`]: the PVE calls of each action and what PVE's answers mean.
+
+pub mod cidr;
+pub mod comment;
+pub mod plan;
+
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "policy",
+    });
+}
+
+// The export names contain `:`, which a native link refuses; the plain
+// modules are tested natively without it.
+#[cfg(target_arch = "wasm32")]
+bindings::export!(Policy with_types_in bindings);
+
+use bindings::exports::fail2pvefw::policy::action::{BanRequest, Guest};
+use bindings::fail2pvefw::policy::types::{Error as WitError, Refusal};
+use bindings::fail2pvefw::policy::{clock, log, pve};
+use plan::{Error, IpsetName, Method, Pve, Response};
+
+/// The component. Its name is not significant.
+pub struct Policy;
+
+impl Guest for Policy {
+    fn validate(req: BanRequest) -> Result<String, WitError> {
+        let (_, entry) = plan::validate(&req.ipset, &req.ip)?;
+        Ok(entry.to_string())
+    }
+
+    fn start(ipset: String) -> Result<String, WitError> {
+        let ipset = IpsetName::new(&ipset)?;
+        Ok(plan::start(&mut HostPve, &ipset)?)
+    }
+
+    fn check(ipset: String) -> Result<String, WitError> {
+        let ipset = IpsetName::new(&ipset)?;
+        Ok(plan::check(&mut HostPve, &ipset)?)
+    }
+
+    fn ban(req: BanRequest) -> Result<String, WitError> {
+        let (ipset, entry) = plan::validate(&req.ipset, &req.ip)?;
+        let comment = entry_comment(&req);
+        Ok(plan::ban(&mut HostPve, &ipset, &entry, &comment)?)
+    }
+
+    fn unban(req: BanRequest) -> Result<String, WitError> {
+        let (ipset, entry) = plan::validate(&req.ipset, &req.ip)?;
+        Ok(plan::unban(&mut HostPve, &ipset, &entry)?)
+    }
+}
+
+/// The entry's comment, in the host's local time at the moment of the ban.
+fn entry_comment(req: &BanRequest) -> String {
+    let at = comment::ban_time(req.time, clock::now);
+    let text = comment::text(req.comment.as_deref(), req.jail.as_deref(), req.failures);
+    comment::comment(at, clock::local_offset(at), &text)
+}
+
+/// [`Pve`] through the host's `pve` import, with one debug line per call.
+struct HostPve;
+
+impl Pve for HostPve {
+    fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Response, Error> {
+        let owned: Vec<(String, String)> = params
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        let outcome = pve::request(method.as_str(), path, &owned)
+            .map(|response| Response {
+                status: response.status,
+                reason: response.reason,
+                body: response.body,
+            })
+            .map_err(Error::from);
+        log::log(
+            log::Level::Debug,
+            &plan::describe_call(method, path, params, &outcome),
+        );
+        outcome
+    }
+}
+
+impl From<Error> for WitError {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::InvalidInput(m) => WitError::InvalidInput(m),
+            Error::Denied(m) => WitError::Denied(m),
+            Error::Refused { status, message } => WitError::Refused(Refusal { status, message }),
+            Error::Unreachable(m) => WitError::Unreachable(m),
+            Error::Busy(m) => WitError::Busy(m),
+        }
+    }
+}
+
+/// The host's `pve` import should only give `denied` or `unreachable`; the
+/// other cases are passed on as they are.
+impl From<WitError> for Error {
+    fn from(error: WitError) -> Self {
+        match error {
+            WitError::InvalidInput(m) => Error::InvalidInput(m),
+            WitError::Denied(m) => Error::Denied(m),
+            WitError::Refused(Refusal { status, message }) => Error::Refused { status, message },
+            WitError::Unreachable(m) => Error::Unreachable(m),
+            WitError::Busy(m) => Error::Busy(m),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The command line: a drop-in for the old Perl script, options before or
+//! after the operands. `--help` and the README's reference come from here.
+
+use crate::config::DEFAULT_PATH;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done
+  1  PVE refused the request or could not be reached
+  2  bad input or usage (nothing was sent to PVE)
+  3  configuration error (config file, token, trust, policy module)";
+
+/// Puts addresses that fail2ban bans into a Proxmox VE datacenter IPSet.
+///
+/// fail2pvefw adds a banned address to an IPSet at datacenter level through
+/// the PVE REST API (API token, pinned or CA-verified TLS), so the firewall of
+/// every node, VM and CT can drop it, and removes it when the ban ends. What
+/// to do is decided by a sandboxed WebAssembly policy; the default one is
+/// built in.
+#[derive(Debug, Parser)]
+#[command(name = "fail2pvefw", version, after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
+pub struct Cli {
+    /// Configuration file [default: /etc/fail2pvefw/config.toml]
+    ///
+    /// TOML with a [pve] table (host, token or token_file, fingerprint or
+    /// ca_file, ipset) and a [state] table (dir). When not given,
+    /// $FAIL2PVEFW_CONFIG is used, else /etc/fail2pvefw/config.toml.
+    #[arg(long, global = true, value_name = "FILE", env = "FAIL2PVEFW_CONFIG", default_value = DEFAULT_PATH, hide_default_value = true)]
+    pub config: PathBuf,
+
+    /// Run in the foreground and report the real outcome
+    ///
+    /// Accepted for compatibility with the old script; ban and unban always
+    /// wait for PVE's answer in this version.
+    #[arg(short = 'f', long, global = true)]
+    pub foreground: bool,
+
+    /// Run this policy module instead of the built-in one
+    ///
+    /// A WebAssembly component for the world in wit/policy.wit, built for
+    /// wasm32-wasip2. Overrides `policy` in the configuration file.
+    #[arg(long, global = true, value_name = "FILE.wasm")]
+    pub policy: Option<PathBuf>,
+
+    /// Say more: -v for what was done, -vv for every PVE call
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add an address or network to the IPSet
+    ///
+    /// Already being there is success. The entry's comment is
+    /// "[YYYY/MM/DD HH:MM:SS] COMMENT" in local time.
+    Ban(Target),
+    /// Remove an address or network from the IPSet
+    ///
+    /// Removes exactly the entry `ban` stored for the same input
+    /// (10.0.0.1/8 removes 10.0.0.0/8). Not being there is success.
+    Unban(Target),
+    /// Check that PVE is reachable and the IPSet exists (fail2ban's actionstart)
+    Start(IpsetOnly),
+    /// Check that the IPSet still exists (fail2ban's actioncheck)
+    Check(IpsetOnly),
+}
+
+#[derive(Debug, Args)]
+pub struct Target {
+    /// The IPv4/IPv6 address or CIDR network, e.g. 203.0.113.7 or 2001:db8::/64
+    #[arg(value_name = "IP|CIDR", allow_hyphen_values = true)]
+    pub ip: String,
+
+    /// Text for the entry's comment, after the date
+    ///
+    /// By default built from --jail and --failures, else "Added by fail2pvefw".
+    /// A '%' is just a character; control characters are removed.
+    #[arg(short = 'c', long, value_name = "COMMENT")]
+    pub comment: Option<String>,
+
+    /// The datacenter IPSet [default: `ipset` from the config, else fail2ban]
+    #[arg(short = 'i', long, value_name = "IPSET")]
+    pub ipset: Option<String>,
+
+    /// When the ban began, in Unix seconds (fail2ban's <time>) [default: now]
+    #[arg(short = 't', long = "timestamp", visible_alias = "time", value_name = "EPOCH")]
+    pub time: Option<f64>,
+
+    /// The jail that banned it (fail2ban's <name>)
+    #[arg(long, value_name = "NAME")]
+    pub jail: Option<String>,
+
+    /// The ban's length in seconds (fail2ban's <bantime>); -1 is forever
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    pub bantime: Option<i64>,
+
+    /// How many failures led to the ban (fail2ban's <failures>)
+    #[arg(long, value_name = "N")]
+    pub failures: Option<u32>,
+
+    /// fail2ban re-applies a ban it had stored (fail2ban's <restored>: 0 or 1)
+    #[arg(long, value_name = "0|1", num_args = 0..=1, default_missing_value = "1", value_parser = parse_flag)]
+    pub restored: Option<bool>,
+}
+
+#[derive(Debug, Args)]
+pub struct IpsetOnly {
+    /// The datacenter IPSet [default: `ipset` from the config, else fail2ban]
+    #[arg(short = 'i', long, value_name = "IPSET")]
+    pub ipset: Option<String>,
+}
+
+fn parse_flag(text: &str) -> Result<bool, String> {
+    match text {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" | "" => Ok(false),
+        other => Err(format!("'{other}' is not 0 or 1")),
+    }
+}
+
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("fail2pvefw").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn options_may_follow_the_operands() {
+        let cli = parse(&["ban", "203.0.113.7", "-c", "sshd", "-f", "--config", "/x.toml", "-i", "f2b"]);
+        assert!(cli.foreground);
+        assert_eq!(cli.config, PathBuf::from("/x.toml"));
+        let Command::Ban(t) = cli.command else { panic!() };
+        assert_eq!((t.ip.as_str(), t.comment.as_deref(), t.ipset.as_deref()), ("203.0.113.7", Some("sshd"), Some("f2b")));
+    }
+
+    #[test]
+    fn options_may_precede_the_command() {
+        let cli = parse(&["--config", "/x.toml", "-f", "unban", "10.0.0.0/8"]);
+        assert!(cli.foreground);
+        assert!(matches!(cli.command, Command::Unban(_)));
+    }
+
+    #[test]
+    fn fail2ban_tags_parse() {
+        let cli = parse(&["ban", "192.0.2.1", "-t", "1700000000.25", "--jail", "sshd", "--bantime", "-1", "--failures", "3", "--restored", "0"]);
+        let Command::Ban(t) = cli.command else { panic!() };
+        assert_eq!(t.time, Some(1_700_000_000.25));
+        assert_eq!(t.bantime, Some(-1));
+        assert_eq!(t.failures, Some(3));
+        assert_eq!(t.restored, Some(false));
+        let cli = parse(&["ban", "192.0.2.1", "--restored"]);
+        let Command::Ban(t) = cli.command else { panic!() };
+        assert_eq!(t.restored, Some(true));
+    }
+
+    #[test]
+    fn help_documents_exit_codes() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("3  configuration error"), "{help}");
+    }
+}

@@ -1,0 +1,416 @@
+//! The runner's configuration: where PVE is, how to authenticate and whom to
+//! trust, which IPSet, where state lives.
+//!
+//! Loaded from `--config`, else `$FAIL2PVEFW_CONFIG`, else
+//! `/etc/fail2pvefw/config.toml` (clap resolves the first two).
+
+mod toml;
+
+use crate::error::{Failure, Result};
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_PATH: &str = "/etc/fail2pvefw/config.toml";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/fail2pvefw";
+pub const DEFAULT_IPSET: &str = "fail2ban";
+pub const DEFAULT_PORT: u16 = 8006;
+const DEFAULT_TIMEOUT_SECS: f64 = 10.0;
+
+/// The checked configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it came from, for messages.
+    pub path: PathBuf,
+    pub pve: Pve,
+    /// The datacenter IPSet used when `-i` is not given.
+    pub ipset: String,
+    pub state_dir: PathBuf,
+    /// A policy module to run instead of the embedded one.
+    pub policy: Option<PathBuf>,
+    /// Things worth telling the admin that do not stop the run.
+    pub warnings: Vec<String>,
+}
+
+/// How to reach and authenticate to the PVE cluster.
+#[derive(Clone, Debug)]
+pub struct Pve {
+    pub host: HostPort,
+    pub token: Token,
+    pub trust: Trust,
+    pub timeout: Duration,
+}
+
+/// A PVE API endpoint, `host:port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPort {
+    /// A name, an IPv4 address, or an IPv6 address without brackets.
+    pub host: String,
+    pub port: u16,
+}
+
+impl HostPort {
+    /// Parses `host`, `host:port`, `[v6]` or `[v6]:port`; a bare IPv6 address
+    /// (more than one `:`) gets the default port.
+    pub fn parse(text: &str) -> Result<HostPort, String> {
+        let text = text.trim();
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (host, after) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("'{text}' lacks the closing ']'"))?;
+            (host, after.strip_prefix(':'))
+        } else if text.matches(':').count() > 1 {
+            (text, None)
+        } else {
+            match text.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (text, None),
+            }
+        };
+        if host.is_empty() || host.contains(char::is_whitespace) || host.contains('/') {
+            return Err(format!("'{text}' is not a host name or address"));
+        }
+        let port = match port {
+            None => DEFAULT_PORT,
+            Some(port) => port
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| format!("'{port}' in '{text}' is not a port number"))?,
+        };
+        Ok(HostPort {
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// The origin for URLs: `https://host:port`.
+    pub fn origin(&self) -> String {
+        format!("https://{self}")
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A PVE API token. The secret never appears in `Debug` or `Display`.
+#[derive(Clone)]
+pub struct Token {
+    /// `USER@REALM!TOKENID`
+    pub id: String,
+    secret: String,
+}
+
+impl Token {
+    /// Parses `USER@REALM!TOKENID=SECRET`, with or without the `PVEAPIToken=`
+    /// prefix. Split at the last `=`, as PVE does. Errors never quote the
+    /// secret.
+    pub fn parse(text: &str) -> Result<Token, String> {
+        let text = text.trim();
+        let text = text.strip_prefix("PVEAPIToken=").unwrap_or(text);
+        let Some((id, secret)) = text.rsplit_once('=') else {
+            return Err("the token must look like USER@REALM!TOKENID=SECRET (no '=' found)".into());
+        };
+        if !valid_token_id(id) {
+            // The id holds no secret, but a mangled string might; say only its shape.
+            return Err("the token id must look like USER@REALM!TOKENID, e.g. fail2ban@pve!fail2ban".into());
+        }
+        if secret.is_empty() || secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("the secret of token '{id}' is empty or contains spaces"));
+        }
+        Ok(Token {
+            id: id.to_string(),
+            secret: secret.to_string(),
+        })
+    }
+
+    /// The `Authorization` header value PVE expects.
+    pub fn header_value(&self) -> String {
+        format!("PVEAPIToken={}={}", self.id, self.secret)
+    }
+
+    /// For tests and redaction checks: the secret itself.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token({}=<redacted>)", self.id)
+    }
+}
+
+/// `user@realm!name`, name as PVE's `[A-Za-z][A-Za-z0-9.\-_]+`.
+fn valid_token_id(id: &str) -> bool {
+    let Some((user_realm, name)) = id.split_once('!') else {
+        return false;
+    };
+    let Some((user, realm)) = user_realm.rsplit_once('@') else {
+        return false;
+    };
+    let mut name_chars = name.chars();
+    let name_ok = name_chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.len() >= 2
+        && name_chars.all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c));
+    let plain = |s: &str| !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c == '=');
+    plain(user) && plain(realm) && name_ok
+}
+
+/// Whom to trust for the server certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// SHA-256 fingerprints of the leaf certificate; any one may match.
+    Pins(Vec<[u8; 32]>),
+    /// A CA certificate file (the cluster's `pve-root-ca.pem`).
+    CaFile(PathBuf),
+}
+
+/// Parses a SHA-256 fingerprint: 64 hex digits, any case, with or without `:`.
+pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], String> {
+    let hex: String = text.trim().chars().filter(|&c| c != ':').collect();
+    let bad = || {
+        format!(
+            "'{text}' is not a SHA-256 fingerprint: expected 32 hex pairs like 07:86:CC:…, as the PVE GUI shows it"
+        )
+    };
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+/// Formats a fingerprint the way the PVE GUI and `openssl x509 -fingerprint` do.
+pub fn format_fingerprint(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+impl Config {
+    /// Reads and checks the file at `path`.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Failure::config(format!("cannot read config '{}': {e}", path.display())).hint(format!(
+                "Create it (see the README's Configuration section), or pass --config FILE or set FAIL2PVEFW_CONFIG."
+            ))
+        })?;
+        let file = toml::parse(&text)
+            .map_err(|e| Failure::config(format!("config '{}': {e}", path.display())))?;
+        Config::from_file(path, file)
+    }
+
+    fn from_file(path: &Path, file: toml::File) -> Result<Config> {
+        let bad = |msg: String| Failure::config(format!("config '{}': {msg}", path.display()));
+        let mut warnings = Vec::new();
+        let pve = file.pve;
+
+        let host = pve
+            .host
+            .ok_or_else(|| bad("[pve] host is missing: set it to the PVE node, e.g. host = \"192.168.0.1\"".into()))
+            .and_then(|h| HostPort::parse(&h).map_err(|e| bad(format!("[pve] host: {e}"))))?;
+
+        let token_text = match (pve.token, &pve.token_file) {
+            (Some(_), Some(_)) => return Err(bad("[pve] has both token and token_file: keep one".into())),
+            (Some(token), None) => {
+                warn_if_readable_by_others(path, &mut warnings);
+                token
+            }
+            (None, Some(file)) => {
+                warn_if_readable_by_others(file, &mut warnings);
+                std::fs::read_to_string(file).map_err(|e| {
+                    bad(format!("cannot read token_file '{}': {e}", file.display()))
+                })?
+            }
+            (None, None) => {
+                return Err(bad(
+                    "[pve] has no token: set token = \"USER@REALM!TOKENID=SECRET\" or token_file".into(),
+                ));
+            }
+        };
+        let token = Token::parse(&token_text).map_err(|e| bad(format!("[pve] token: {e}")))?;
+
+        let trust = match (pve.fingerprint, pve.ca_file) {
+            (Some(_), Some(_)) => {
+                return Err(bad("[pve] has both fingerprint and ca_file: keep one".into()));
+            }
+            (Some(fps), None) => {
+                let fps = fps.into_vec();
+                if fps.is_empty() {
+                    return Err(bad("[pve] fingerprint is an empty list".into()));
+                }
+                let pins = fps
+                    .iter()
+                    .map(|fp| parse_fingerprint(fp).map_err(|e| bad(format!("[pve] fingerprint: {e}"))))
+                    .collect::<Result<Vec<_>>>()?;
+                Trust::Pins(pins)
+            }
+            (None, Some(ca)) => Trust::CaFile(relative_to(path, &ca)),
+            (None, None) => {
+                return Err(bad("[pve] says whom to trust neither by fingerprint nor by ca_file".into()).hint(
+                    "Set fingerprint = \"AA:BB:…\" (node → System → Certificates in the PVE GUI) or ca_file = \"/path/to/pve-root-ca.pem\".",
+                ));
+            }
+        };
+
+        let ipset = pve.ipset.unwrap_or_else(|| DEFAULT_IPSET.to_string());
+        let timeout = pve.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS);
+        if !(timeout > 0.0 && timeout <= 600.0) {
+            return Err(bad(format!("[pve] timeout = {timeout}: give seconds between 0 and 600")));
+        }
+        let state_dir = file
+            .state
+            .dir
+            .map(|d| relative_to(path, &d))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+
+        Ok(Config {
+            path: path.to_path_buf(),
+            pve: Pve {
+                host,
+                token,
+                trust,
+                timeout: Duration::from_secs_f64(timeout),
+            },
+            ipset,
+            state_dir,
+            policy: file.policy.map(|p| relative_to(path, &p)),
+            warnings,
+        })
+    }
+}
+
+/// Paths in the file are relative to the file's own folder, like most daemons' configs.
+fn relative_to(config: &Path, path: &Path) -> PathBuf {
+    match config.parent() {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// The token is a password: a file holding it should be 0600.
+fn warn_if_readable_by_others(path: &Path, warnings: &mut Vec<String>) {
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            warnings.push(format!(
+                "'{}' holds the API token but other users may read it (mode {mode:04o}); run: chmod 600 '{}'",
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "6043ef45-632a-428b-8777-4b1eb5587d58";
+
+    fn load(text: &str) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Config::load(&path)
+    }
+
+    fn minimal(extra: &str) -> String {
+        format!(
+            "[pve]\nhost = \"192.0.2.10\"\ntoken = \"fail2ban@pve!fail2ban={SECRET}\"\nfingerprint = \"{}\"\n{extra}",
+            ["ab"; 32].join(":")
+        )
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = load(&minimal("")).unwrap();
+        assert_eq!(c.pve.host, HostPort { host: "192.0.2.10".into(), port: 8006 });
+        assert_eq!(c.ipset, "fail2ban");
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/fail2pvefw"));
+        assert_eq!(c.pve.trust, Trust::Pins(vec![[0xab; 32]]));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let err = load(&minimal("colour = \"red\"\n")).unwrap_err();
+        assert_eq!(err.kind, crate::error::Kind::Config);
+        assert!(err.message.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn token_secret_never_in_debug_or_errors() {
+        let c = load(&minimal("")).unwrap();
+        assert!(!format!("{c:?}").contains(SECRET));
+        let err = Token::parse(&format!("not a token {SECRET}")).unwrap_err();
+        assert!(!err.contains(SECRET), "{err}");
+        let err = Token::parse(&format!("bad id={SECRET}")).unwrap_err();
+        assert!(!err.contains(SECRET), "{err}");
+    }
+
+    #[test]
+    fn token_prefix_is_optional_and_split_at_last_equals() {
+        let t = Token::parse("PVEAPIToken=root@pam!f2b=abc").unwrap();
+        assert_eq!(t.id, "root@pam!f2b");
+        // PVE splits at the last '=', so an id ending up with '=' is malformed.
+        assert!(Token::parse("root@pam!f2b=a=b").is_err());
+        let t = Token::parse("root@pam!f2b=abc").unwrap();
+        assert_eq!((t.id.as_str(), t.secret()), ("root@pam!f2b", "abc"));
+        assert_eq!(t.header_value(), "PVEAPIToken=root@pam!f2b=abc");
+    }
+
+    #[test]
+    fn world_readable_config_with_token_warns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, minimal("")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.warnings.len(), 1);
+        assert!(c.warnings[0].contains("chmod 600"), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn host_forms() {
+        let p = |s| HostPort::parse(s).unwrap();
+        assert_eq!(p("pve.test").to_string(), "pve.test:8006");
+        assert_eq!(p("pve.test:443").to_string(), "pve.test:443");
+        assert_eq!(p("[2001:db8::1]:8007").to_string(), "[2001:db8::1]:8007");
+        assert_eq!(p("2001:db8::1").to_string(), "[2001:db8::1]:8006");
+        assert!(HostPort::parse("pve.test:0").is_err());
+        assert!(HostPort::parse("pve.test:x").is_err());
+        assert!(HostPort::parse("").is_err());
+    }
+
+    #[test]
+    fn fingerprints_in_any_case_with_or_without_colons() {
+        let upper = ["07"; 32].join(":");
+        let lower = "0a".repeat(32);
+        assert_eq!(parse_fingerprint(&upper).unwrap(), [7; 32]);
+        assert_eq!(parse_fingerprint(&lower).unwrap(), [10; 32]);
+        assert!(parse_fingerprint("07:86").is_err());
+        assert_eq!(format_fingerprint(&[0xab; 32]), ["AB"; 32].join(":"));
+    }
+
+    #[test]
+    fn missing_trust_says_how_to_fix() {
+        let err = load(&format!("[pve]\nhost = \"h\"\ntoken = \"a@pve!tt={SECRET}\"\n")).unwrap_err();
+        assert!(err.to_string().contains("node → System → Certificates"), "{err}");
+    }
+}

@@ -1,0 +1,89 @@
+//! The TOML file as written by the admin, before it is checked.
+//!
+//! Every table denies unknown keys, so a typo (`fingerprnt = …`) is an error
+//! that names the key instead of a setting silently ignored.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    /// A policy module to run instead of the embedded default.
+    pub policy: Option<PathBuf>,
+    #[serde(default)]
+    pub pve: Pve,
+    #[serde(default)]
+    pub state: State,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pve {
+    /// `host`, `host:port`, `[v6]:port`; port 8006 by default.
+    pub host: Option<String>,
+    /// `USER@REALM!TOKENID=SECRET`, optionally prefixed with `PVEAPIToken=`.
+    pub token: Option<String>,
+    /// A file holding the token string, instead of `token`.
+    pub token_file: Option<PathBuf>,
+    /// SHA-256 fingerprint(s) of the node certificate, as the GUI shows them.
+    pub fingerprint: Option<OneOrMany>,
+    /// The cluster CA (`/etc/pve/pve-root-ca.pem`) that signs node certificates.
+    pub ca_file: Option<PathBuf>,
+    /// The datacenter IPSet; `fail2ban` by default.
+    pub ipset: Option<String>,
+    /// Seconds to wait for PVE (connect and each request); 10 by default.
+    pub timeout: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    pub dir: Option<PathBuf>,
+}
+
+/// `fingerprint = "AA:…"` or `fingerprint = ["AA:…", "BB:…"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }
+    }
+}
+
+/// Parses the text, with the error message of the `toml` crate, which names
+/// the line, the column and the unknown or mistyped key.
+pub fn parse(text: &str) -> Result<File, String> {
+    ::toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse("[pve]\nhost = \"a\"\nfingerprnt = \"x\"\n").unwrap_err();
+        assert!(err.contains("fingerprnt"), "{err}");
+    }
+
+    #[test]
+    fn unknown_table_is_named() {
+        let err = parse("[pev]\nhost = \"a\"\n").unwrap_err();
+        assert!(err.contains("pev"), "{err}");
+    }
+
+    #[test]
+    fn fingerprint_may_be_a_list() {
+        let file = parse("[pve]\nfingerprint = [\"a\", \"b\"]\n").unwrap();
+        assert_eq!(file.pve.fingerprint.unwrap().into_vec(), ["a", "b"]);
+    }
+}

@@ -1,0 +1,14 @@
+//! fail2pvefw: the native runner. It reads the configuration, holds the API
+//! token and the TLS trust, and runs a sandboxed WebAssembly policy that
+//! decides which Proxmox VE calls a ban or an unban makes.
+
+pub mod app;
+pub mod capabilities;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod log;
+pub mod policy;
+pub mod pve;
+pub mod store;
+pub mod tls;

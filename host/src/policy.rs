@@ -1,0 +1,247 @@
+//! Running a policy component: the engine, the compiled-component cache, and
+//! one sandboxed instance per run.
+//!
+//! A policy gets the capabilities in `capabilities` and nothing else, runs on
+//! a fuel budget (a loop cannot hang fail2ban) and a memory cap, and a trap is
+//! reported with the policy's name and the call it was in.
+
+use crate::capabilities::{self, HostState};
+use crate::error::{Failure, Result};
+use crate::log;
+use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+
+pub mod bindings {
+    wasmtime::component::bindgen!({ path: "../wit", world: "policy" });
+}
+
+pub use bindings::exports::fail2pvefw::policy::action::BanRequest;
+pub use bindings::fail2pvefw::policy::types::{Error as PolicyError, Refusal};
+
+/// The default policy, built from `guest/` by `build.rs`.
+pub static DEFAULT_POLICY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/policy.wasm"));
+
+/// Fuel for one call: roughly a second of guest work, far more than a ban
+/// needs (about a million), little enough that a loop ends quickly.
+pub const DEFAULT_FUEL: u64 = 1_000_000_000;
+/// Linear memory one policy may grow to.
+pub const DEFAULT_MEMORY: usize = 64 * 1024 * 1024;
+
+/// Which policy runs.
+#[derive(Clone, Debug)]
+pub enum Source {
+    Embedded,
+    File(PathBuf),
+}
+
+impl Source {
+    /// For messages: `the default policy` or `policy '/path/x.wasm'`.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Embedded => "the default policy".into(),
+            Source::File(path) => format!("policy '{}'", path.display()),
+        }
+    }
+
+    /// Whose data in the store: policies do not see each other's keys.
+    pub fn namespace(&self) -> String {
+        match self {
+            Source::Embedded => "default".into(),
+            Source::File(path) => path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "policy".into()),
+        }
+    }
+}
+
+pub struct Runtime {
+    engine: Engine,
+    component: Component,
+    linker: Linker<HostState>,
+    source: Source,
+}
+
+impl Runtime {
+    /// Loads and links the policy, from the compiled cache in `cache_dir`
+    /// when it is there (compiling costs ~100 ms, loading ~0.1 ms).
+    pub fn load(source: Source, cache_dir: Option<&Path>) -> Result<Runtime> {
+        let mut config = wasmtime::Config::new();
+        config.consume_fuel(true);
+        let engine = Engine::new(&config)
+            .map_err(|e| Failure::config(format!("cannot start the WebAssembly engine: {e:#}")))?;
+        let bytes: Cow<[u8]> = match &source {
+            Source::Embedded => Cow::Borrowed(DEFAULT_POLICY),
+            Source::File(path) => Cow::Owned(std::fs::read(path).map_err(|e| {
+                Failure::config(format!("cannot read {}: {e}", source.describe()))
+            })?),
+        };
+        let component = load_cached(&engine, &bytes, cache_dir).map_err(|e| {
+            Failure::config(format!("{} is not a valid WebAssembly component: {e:#}", source.describe()))
+                .hint("Build policies with `cargo build --target wasm32-wasip2`; `fail2pvefw policy check FILE` explains what is wrong.")
+        })?;
+        let mut linker = Linker::new(&engine);
+        capabilities::add_to_linker(&mut linker)
+            .and_then(|_| linker.define_unknown_imports_as_traps(&component))
+            .map_err(|e| Failure::config(format!("cannot link {}: {e:#}", source.describe())))?;
+        Ok(Runtime {
+            engine,
+            component,
+            linker,
+            source,
+        })
+    }
+
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// A fresh sandbox with `state` as its capabilities.
+    pub fn instantiate(&self, state: HostState) -> Result<Instance> {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        // Instantiation runs the component's start code, on the same budget.
+        store
+            .set_fuel(DEFAULT_FUEL)
+            .expect("fuel is enabled in the engine config");
+        let policy = bindings::Policy::instantiate(&mut store, &self.component, &self.linker)
+            .map_err(|e| {
+                Failure::config(format!("cannot instantiate {}: {e:#}", self.source.describe()))
+                    .hint("A policy must export fail2pvefw:policy/action@0.1.0 and import only what wit/policy.wit offers.")
+            })?;
+        Ok(Instance {
+            store,
+            policy,
+            name: self.source.describe(),
+        })
+    }
+}
+
+/// The memory and table limits of one sandbox.
+pub fn limits(memory: usize) -> StoreLimits {
+    StoreLimitsBuilder::new()
+        .memory_size(memory)
+        .table_elements(100_000)
+        .instances(10)
+        .tables(10)
+        .memories(4)
+        .trap_on_grow_failure(true)
+        .build()
+}
+
+/// One instantiated policy; each call runs on a fresh fuel budget.
+pub struct Instance {
+    store: Store<HostState>,
+    policy: bindings::Policy,
+    name: String,
+}
+
+type Outcome<T> = std::result::Result<T, PolicyError>;
+
+impl Instance {
+    pub fn validate(&mut self, req: &BanRequest) -> Result<Outcome<String>> {
+        self.call("validate", |p, s| p.fail2pvefw_policy_action().call_validate(s, req))
+    }
+
+    pub fn ban(&mut self, req: &BanRequest) -> Result<Outcome<String>> {
+        self.call("ban", |p, s| p.fail2pvefw_policy_action().call_ban(s, req))
+    }
+
+    pub fn unban(&mut self, req: &BanRequest) -> Result<Outcome<String>> {
+        self.call("unban", |p, s| p.fail2pvefw_policy_action().call_unban(s, req))
+    }
+
+    pub fn start(&mut self, ipset: &str) -> Result<Outcome<String>> {
+        self.call("start", |p, s| p.fail2pvefw_policy_action().call_start(s, ipset))
+    }
+
+    pub fn check(&mut self, ipset: &str) -> Result<Outcome<String>> {
+        self.call("check", |p, s| p.fail2pvefw_policy_action().call_check(s, ipset))
+    }
+
+    pub fn state(&self) -> &HostState {
+        self.store.data()
+    }
+
+    pub fn state_mut(&mut self) -> &mut HostState {
+        self.store.data_mut()
+    }
+
+    fn call<T>(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(&bindings::Policy, &mut Store<HostState>) -> wasmtime::Result<T>,
+    ) -> Result<T> {
+        self.store
+            .set_fuel(DEFAULT_FUEL)
+            .expect("fuel is enabled in the engine config");
+        let result = f(&self.policy, &mut self.store);
+        let output = self.store.data().take_output();
+        if !output.trim().is_empty() {
+            for line in output.lines() {
+                log::write(log::Level::Info, &self.name, line);
+            }
+        }
+        result.map_err(|trap| self.trap_failure(what, trap, &output))
+    }
+
+    fn trap_failure(&self, what: &str, trap: wasmtime::Error, output: &str) -> Failure {
+        let why = match trap.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::OutOfFuel) => {
+                format!("it ran out of fuel ({DEFAULT_FUEL} units, about a second): a loop that does not end?")
+            }
+            Some(wasmtime::Trap::UnreachableCodeReached) if !output.trim().is_empty() => {
+                format!("it panicked: {}", output.trim())
+            }
+            _ => format!("{trap:#}"),
+        };
+        Failure::config(format!("{} failed in '{what}': {why}", self.name))
+            .hint("The policy module is broken or over its limits; nothing more was done for this event.")
+    }
+}
+
+/// Loads `bytes` as a component, through a cache of compiled code.
+///
+/// The key is the module's SHA-256 and the engine's compatibility hash
+/// (wasmtime version and settings), so a new policy or a new fail2pvefw never
+/// loads stale code. The cache lives in the state directory, which is 0700:
+/// compiled code is trusted, so nobody else may write it.
+fn load_cached(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> wasmtime::Result<Component> {
+    let Some(dir) = cache_dir else {
+        return Component::new(engine, bytes);
+    };
+    let path = dir.join(format!("policy-{}.cwasm", cache_key(engine, bytes)));
+    if path.exists() {
+        // SAFETY: the file was written by `precompile_component` of an engine
+        // with the same compatibility hash, into a directory only we can write.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => return Ok(component),
+            Err(e) => log::debug(&format!("recompiling: cached '{}' unusable: {e:#}", path.display())),
+        }
+    }
+    let compiled = engine.precompile_component(bytes)?;
+    // SAFETY: produced just now by this engine.
+    let component = unsafe { Component::deserialize(engine, &compiled)? };
+    if let Err(e) = write_atomically(dir, &path, &compiled) {
+        log::debug(&format!("cannot cache the compiled policy in '{}': {e}", dir.display()));
+    }
+    Ok(component)
+}
+
+fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
+    let digest = crate::tls::sha256(bytes);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}-{:016x}", hasher.finish())
+}
+
+fn write_atomically(dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
+    crate::store::ensure_dir(dir).map_err(std::io::Error::other)?;
+    let tmp = dir.join(format!(".{}.tmp", std::process::id()));
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}

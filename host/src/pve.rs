@@ -1,0 +1,215 @@
+//! The HTTPS client for the PVE REST API.
+//!
+//! One keep-alive connection per process, the token header marked sensitive,
+//! no proxy (the token goes to the configured node and nowhere else), and
+//! transport failures turned into messages that name the host and the fix.
+
+use crate::config::{self, Trust, format_fingerprint};
+use crate::error::Failure;
+use crate::tls::{self, PinMismatch, Seen};
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use std::io::Read;
+
+/// PVE's JSON answers are small; `cluster.fw` itself is capped at 1 MiB.
+const MAX_BODY: u64 = 16 * 1024 * 1024;
+
+pub struct Client {
+    http: reqwest::blocking::Client,
+    base: String,
+    auth: HeaderValue,
+    endpoint: config::HostPort,
+    trust: Trust,
+    seen: Seen,
+}
+
+/// A response of any status.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// PVE puts its error text in the reason phrase.
+    pub reason: String,
+    pub body: String,
+}
+
+pub enum Outcome {
+    Response(HttpResponse),
+    /// No response: with what went wrong and what to do.
+    Failed(Failure),
+}
+
+impl Client {
+    pub fn new(pve: &config::Pve) -> Result<Client, Failure> {
+        let seen = Seen::default();
+        let tls = tls::client_config(&pve.trust, &seen).map_err(Failure::config)?;
+        let http = reqwest::blocking::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .no_proxy()
+            .timeout(pve.timeout)
+            .connect_timeout(pve.timeout)
+            .pool_max_idle_per_host(1)
+            .user_agent(concat!("fail2pvefw/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Failure::config(format!("cannot set up the HTTPS client: {e}")))?;
+        let mut auth = HeaderValue::from_str(&pve.token.header_value())
+            .map_err(|_| Failure::config("the API token holds characters not allowed in an HTTP header"))?;
+        // Keeps it out of any debug output of the HTTP stack.
+        auth.set_sensitive(true);
+        Ok(Client {
+            http,
+            base: format!("{}/api2/json", pve.host.origin()),
+            auth,
+            endpoint: pve.host.clone(),
+            trust: pve.trust.clone(),
+            seen,
+        })
+    }
+
+    /// Sends one request. `path` follows `/api2/json` and is already
+    /// percent-encoded; `params` go in the query (GET, DELETE) or a form body.
+    pub fn request(&self, method: &str, path: &str, params: &[(String, String)]) -> Outcome {
+        let url = format!("{}{}", self.base, path);
+        let builder = match method {
+            "GET" => self.http.get(&url).query(params),
+            "DELETE" => self.http.delete(&url).query(params),
+            "POST" => self.http.post(&url).form(params),
+            "PUT" => self.http.put(&url).form(params),
+            other => {
+                return Outcome::Failed(Failure::config(format!("method '{other}' is not supported")));
+            }
+        };
+        match builder.header(AUTHORIZATION, self.auth.clone()).send() {
+            Ok(response) => match read_response(response) {
+                Ok(r) => Outcome::Response(r),
+                Err(e) => Outcome::Failed(self.transport_failure(&e)),
+            },
+            Err(e) => Outcome::Failed(self.transport_failure(&e)),
+        }
+    }
+
+    /// The presented certificate of the last handshake, if any.
+    pub fn seen(&self) -> &Seen {
+        &self.seen
+    }
+
+    fn transport_failure(&self, err: &reqwest::Error) -> Failure {
+        let at = &self.endpoint;
+        if let Some(tls) = find_rustls_error(err) {
+            return self.tls_failure(tls);
+        }
+        if err.is_timeout() {
+            return Failure::pve(format!("PVE at {at} did not answer in time"))
+                .hint("Check that the node is up and that port 8006 is open from here; raise [pve] timeout if it is just slow.");
+        }
+        if err.is_connect() {
+            return Failure::pve(format!("cannot connect to PVE at {at}: {}", root_cause(err)))
+                .hint("Check [pve] host, that pveproxy runs on the node, and that a firewall lets this machine reach it.");
+        }
+        Failure::pve(format!("request to PVE at {at} failed: {}", root_cause(err)))
+    }
+
+    fn tls_failure(&self, err: &rustls::Error) -> Failure {
+        let at = &self.endpoint;
+        let presented = self.seen.fingerprint().unwrap_or_else(|| "(none)".into());
+        match err {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))
+                if other.0.downcast_ref::<PinMismatch>().is_some() =>
+            {
+                let expected = match &self.trust {
+                    Trust::Pins(pins) => pins.iter().map(|p| format_fingerprint(p)).collect::<Vec<_>>().join(", "),
+                    Trust::CaFile(_) => String::new(),
+                };
+                Failure::pve(format!(
+                    "the certificate of {at} does not match the pinned fingerprint; nothing was sent\n  expected:  {expected}\n  presented: {presented}"
+                ))
+                .hint("If the node certificate was renewed, compare the presented fingerprint with node → System → Certificates in the PVE GUI, then put it into [pve] fingerprint (a list keeps the old one during a rollover) or run: fail2pvefw trust")
+            }
+            rustls::Error::InvalidCertificate(cert_err) => {
+                let why = describe_certificate_error(cert_err);
+                let hint = match cert_err {
+                    rustls::CertificateError::UnknownIssuer => "PVE node certificates are signed by the cluster's own CA: set [pve] ca_file to a copy of /etc/pve/pve-root-ca.pem, or pin the node certificate with [pve] fingerprint.",
+                    rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. } => "Use a host name or address the certificate was issued for, or pin the certificate with [pve] fingerprint.",
+                    _ => "Renew the node certificate in the PVE GUI (node → System → Certificates), or pin it with [pve] fingerprint.",
+                };
+                Failure::pve(format!(
+                    "the certificate of {at} is not trusted: {why}; nothing was sent\n  presented: {presented}"
+                ))
+                .hint(hint)
+            }
+            other => Failure::pve(format!("TLS with {at} failed: {other}; nothing was sent")),
+        }
+    }
+}
+
+fn describe_certificate_error(err: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as E;
+    match err {
+        E::Expired => "it has expired".into(),
+        E::ExpiredContext { time, not_after } => format!(
+            "it expired at {} (now {})",
+            unix_to_utc(not_after.as_secs()),
+            unix_to_utc(time.as_secs())
+        ),
+        E::NotValidYet => "it is not valid yet".into(),
+        E::NotValidYetContext { time, not_before } => format!(
+            "it is valid only from {} (now {})",
+            unix_to_utc(not_before.as_secs()),
+            unix_to_utc(time.as_secs())
+        ),
+        E::UnknownIssuer => "it is signed by an unknown issuer".into(),
+        E::NotValidForName | E::NotValidForNameContext { .. } => "it is not issued for this host name".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+pub fn unix_to_utc(secs: u64) -> String {
+    chrono::DateTime::from_timestamp(secs as i64, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| secs.to_string())
+}
+
+fn read_response(response: reqwest::blocking::Response) -> Result<HttpResponse, reqwest::Error> {
+    let status = response.status();
+    let reason = response
+        .extensions()
+        .get::<hyper::ext::ReasonPhrase>()
+        .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
+        .or_else(|| status.canonical_reason().map(str::to_string))
+        .unwrap_or_default();
+    let mut bytes = Vec::new();
+    let mut limited = response.take(MAX_BODY);
+    // A body cut short still has its status and reason, which say enough.
+    let _ = limited.read_to_end(&mut bytes);
+    Ok(HttpResponse {
+        status: status.as_u16(),
+        reason,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
+}
+
+/// Finds rustls's own error in reqwest's chain (it is wrapped in io errors).
+fn find_rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(tls) = inner.downcast_ref::<rustls::Error>()
+        {
+            return Some(tls);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// The innermost cause: "Connection refused (os error 111)" beats reqwest's
+/// "error sending request for url (…)".
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}

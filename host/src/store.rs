@@ -1,0 +1,127 @@
+//! Durable local state in SQLite under the state directory.
+//!
+//! One file, `state.db`, in WAL mode so many fail2pvefw processes (fail2ban
+//! starts one per action) can read while one writes. Opened lazily: a run
+//! that never touches state never opens it.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub struct Db {
+    conn: Connection,
+}
+
+/// Creates the state directory, private to its owner: it will hold the
+/// policy's data and, later, trust pins.
+pub fn ensure_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create state directory '{}': {e}", dir.display()))
+}
+
+impl Db {
+    pub fn open(dir: &Path) -> Result<Db, String> {
+        ensure_dir(dir)?;
+        let path: PathBuf = dir.join("state.db");
+        let conn = Connection::open(&path)
+            .map_err(|e| format!("cannot open '{}': {e}", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .and_then(|_| conn.pragma_update(None, "journal_mode", "WAL"))
+            .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
+            .and_then(|_| {
+                conn.execute_batch(
+                    "CREATE TABLE IF NOT EXISTS policy_store (
+                        namespace TEXT NOT NULL,
+                        key TEXT NOT NULL,
+                        value TEXT NOT NULL,
+                        PRIMARY KEY (namespace, key)
+                    ) WITHOUT ROWID;",
+                )
+            })
+            .map_err(|e| format!("cannot prepare '{}': {e}", path.display()))?;
+        Ok(Db { conn })
+    }
+
+    pub fn in_memory() -> Db {
+        let conn = Connection::open_in_memory().expect("in-memory SQLite");
+        conn.execute_batch(
+            "CREATE TABLE policy_store (namespace TEXT, key TEXT, value TEXT, PRIMARY KEY (namespace, key));",
+        )
+        .expect("schema");
+        Db { conn }
+    }
+
+    pub fn get(&self, ns: &str, key: &str) -> rusqlite::Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT value FROM policy_store WHERE namespace = ?1 AND key = ?2",
+                params![ns, key],
+                |row| row.get(0),
+            )
+            .optional()
+    }
+
+    pub fn set(&self, ns: &str, key: &str, value: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT INTO policy_store (namespace, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
+            params![ns, key, value],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete(&self, ns: &str, key: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "DELETE FROM policy_store WHERE namespace = ?1 AND key = ?2",
+            params![ns, key],
+        )?;
+        Ok(())
+    }
+
+    pub fn keys(&self, ns: &str, prefix: &str) -> rusqlite::Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT key FROM policy_store WHERE namespace = ?1 AND substr(key, 1, length(?2)) = ?2 ORDER BY key",
+        )?;
+        let rows = stmt.query_map(params![ns, prefix], |row| row.get(0))?;
+        rows.collect()
+    }
+
+    /// Bytes of keys and values a namespace holds, for its quota.
+    pub fn usage(&self, ns: &str) -> rusqlite::Result<u64> {
+        self.conn.query_row(
+            "SELECT COALESCE(SUM(length(key) + length(value)), 0) FROM policy_store WHERE namespace = ?1",
+            params![ns],
+            |row| row.get::<_, i64>(0).map(|n| n as u64),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        Db::open(dir.path()).unwrap().set("p", "k", "v").unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        assert_eq!(db.get("p", "k").unwrap().as_deref(), Some("v"));
+        assert_eq!(db.get("other", "k").unwrap(), None);
+    }
+
+    #[test]
+    fn keys_by_prefix_are_sorted_and_literal() {
+        let db = Db::in_memory();
+        for k in ["b/2", "b/1", "a", "b%"] {
+            db.set("p", k, "x").unwrap();
+        }
+        assert_eq!(db.keys("p", "b/").unwrap(), ["b/1", "b/2"]);
+        assert_eq!(db.keys("p", "b%").unwrap(), ["b%"]);
+        db.delete("p", "b/1").unwrap();
+        assert_eq!(db.keys("p", "b").unwrap(), ["b%", "b/2"]);
+    }
+}
