@@ -67,6 +67,7 @@ impl Client {
     /// Sends one request. `path` follows `/api2/json` and is already
     /// percent-encoded; `params` go in the query (GET, DELETE) or a form body.
     pub fn request(&self, method: &str, path: &str, params: &[(String, String)]) -> Outcome {
+        self.seen.clear();
         let url = format!("{}{}", self.base, path);
         let builder = match method {
             "GET" => self.http.get(&url).query(params),
@@ -93,6 +94,9 @@ impl Client {
 
     fn transport_failure(&self, err: &reqwest::Error) -> Failure {
         let at = &self.endpoint;
+        if let Some(tls) = self.seen.rejection() {
+            return self.tls_failure(&tls);
+        }
         if let Some(tls) = find_rustls_error(err) {
             return self.tls_failure(tls);
         }

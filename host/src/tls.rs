@@ -13,24 +13,44 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::sync::{Arc, Mutex};
 
-/// What the verifier saw, so an error can show the presented certificate.
+/// What the verifier saw and decided, so an error can show the presented
+/// certificate and why it was refused. (The HTTP stack buries the TLS error
+/// in layers of io errors; asking the verifier is exact.)
 #[derive(Clone, Debug, Default)]
-pub struct Seen(Arc<Mutex<Option<Vec<u8>>>>);
+pub struct Seen(Arc<Mutex<Verdict>>);
+
+#[derive(Clone, Debug, Default)]
+struct Verdict {
+    certificate: Option<Vec<u8>>,
+    rejection: Option<rustls::Error>,
+}
 
 impl Seen {
     /// The SHA-256 fingerprint of the last leaf certificate presented, GUI style.
     pub fn fingerprint(&self) -> Option<String> {
-        let der = self.0.lock().unwrap().clone()?;
+        let der = self.certificate()?;
         Some(format_fingerprint(&sha256(&der)))
     }
 
     /// The last leaf certificate presented, DER.
     pub fn certificate(&self) -> Option<Vec<u8>> {
-        self.0.lock().unwrap().clone()
+        self.0.lock().unwrap().certificate.clone()
     }
 
-    fn record(&self, der: &[u8]) {
-        *self.0.lock().unwrap() = Some(der.to_vec());
+    /// Why the last certificate was refused, if it was.
+    pub fn rejection(&self) -> Option<rustls::Error> {
+        self.0.lock().unwrap().rejection.clone()
+    }
+
+    /// Forgets the last verdict, before a new request.
+    pub fn clear(&self) {
+        *self.0.lock().unwrap() = Verdict::default();
+    }
+
+    fn record(&self, der: &[u8], result: &Result<ServerCertVerified, rustls::Error>) {
+        let mut verdict = self.0.lock().unwrap();
+        verdict.certificate = Some(der.to_vec());
+        verdict.rejection = result.as_ref().err().cloned();
     }
 }
 
@@ -124,18 +144,19 @@ impl ServerCertVerifier for PinVerifier {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.seen.record(end_entity);
         // A pin names one certificate exactly, so host names and issuers do
         // not matter: PVE's default node certificate is for the node's own
         // names, which the admin may not use to reach it.
         let presented = sha256(end_entity);
-        if self.pins.iter().any(|pin| *pin == presented) {
+        let result = if self.pins.iter().any(|pin| *pin == presented) {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::Other(rustls::OtherError(Arc::new(PinMismatch))),
             ))
-        }
+        };
+        self.seen.record(end_entity, &result);
+        result
     }
 
     fn verify_tls12_signature(
@@ -177,9 +198,11 @@ impl ServerCertVerifier for Recording {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.seen.record(end_entity);
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        let result = self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        self.seen.record(end_entity, &result);
+        result
     }
 
     fn verify_tls12_signature(

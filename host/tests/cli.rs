@@ -42,7 +42,7 @@ fn chrono_like_year_now() -> u64 {
         .unwrap()
         .as_secs();
     // Good enough away from New Year's Eve: 365.2425 days a year.
-    1970 + secs * 10_000 / (3_652_425 * 864)
+    1970 + secs / 31_556_952
 }
 
 /// Every row of pve-ipset-api.md §3.3, and some shell-hostile strings.
