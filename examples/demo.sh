@@ -10,7 +10,8 @@ bin=target/debug
 work=$(mktemp -d)
 trap 'kill "$emulator" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-"$bin/pve-emulator" --listen 127.0.0.1:0 --write-config "$work/demo.toml" --state-dir "$work/state" 2>"$work/emulator.log" &
+"$bin/pve-emulator" --listen 127.0.0.1:0 --write-ca "$work/ca.pem" --write-config "$work/demo.toml" \
+    --state-dir "$work/state" >"$work/emulator.out" 2>"$work/emulator.log" &
 emulator=$!
 for _ in $(seq 50); do [ -s "$work/demo.toml" ] && break; sleep 0.1; done
 [ -s "$work/demo.toml" ] || { cat "$work/emulator.log"; echo "demo: the emulator did not start" >&2; exit 1; }
@@ -18,9 +19,13 @@ for _ in $(seq 50); do [ -s "$work/demo.toml" ] && break; sleep 0.1; done
 echo "== config written by the emulator ($work/demo.toml)"
 sed 's/\(token = ".*=\).*"/\1<secret>"/' "$work/demo.toml"
 
+host=$(sed -n 's/^host = "\(.*\)"/\1/p' "$work/demo.toml")
+token=$(sed -n 's/^token = "\(.*\)"/\1/p' "$work/demo.toml")
 show() {
-    echo "== the IPSet in the emulator's cluster.fw"
-    "$bin/pve-emulator" --show-ipset fail2ban --config "$work/demo.toml"
+    echo "== GET /cluster/firewall/ipset/fail2ban"
+    curl -sS --cacert "$work/ca.pem" -H "Authorization: PVEAPIToken=$token" \
+        "https://$host/api2/json/cluster/firewall/ipset/fail2ban"
+    echo
 }
 
 echo

@@ -15,14 +15,18 @@ const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
-    let root = manifest_dir.parent().expect("host/ sits in the workspace").to_path_buf();
+    let root = manifest_dir
+        .parent()
+        .expect("host/ sits in the workspace")
+        .to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
     let dest = out_dir.join("policy.wasm");
 
     println!("cargo:rerun-if-env-changed=FAIL2PVEFW_POLICY_WASM");
     if let Ok(prebuilt) = env::var("FAIL2PVEFW_POLICY_WASM") {
         println!("cargo:rerun-if-changed={prebuilt}");
-        std::fs::copy(&prebuilt, &dest).unwrap_or_else(|e| panic!("cannot copy FAIL2PVEFW_POLICY_WASM '{prebuilt}': {e}"));
+        std::fs::copy(&prebuilt, &dest)
+            .unwrap_or_else(|e| panic!("cannot copy FAIL2PVEFW_POLICY_WASM '{prebuilt}': {e}"));
         return;
     }
     for watched in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock"] {
@@ -33,7 +37,15 @@ fn main() {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["build", "--package", GUEST_PACKAGE, "--target", TARGET, "--profile", "guest"])
+        .args([
+            "build",
+            "--package",
+            GUEST_PACKAGE,
+            "--target",
+            TARGET,
+            "--profile",
+            "guest",
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     // Flags meant for the host build (coverage, sanitizers, clippy's driver)
@@ -52,7 +64,10 @@ fn main() {
     let output = cmd.output().expect("cannot run cargo to build the policy");
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        if stderr.contains("may not be installed") || stderr.contains("can't find crate for `core`") || stderr.contains("can't find crate for `std`") {
+        if stderr.contains("may not be installed")
+            || stderr.contains("can't find crate for `core`")
+            || stderr.contains("can't find crate for `std`")
+        {
             panic!(
                 "\n\nThe Rust target {TARGET} is not installed; the default policy is built for it.\n\
                  Run:  rustup target add {TARGET}\n\n{stderr}"
@@ -60,8 +75,12 @@ fn main() {
         }
         panic!("\n\nbuilding the default policy (guest/) for {TARGET} failed:\n\n{stderr}");
     }
-    let built = target_dir.join(TARGET).join("guest").join("fail2pvefw_policy.wasm");
-    std::fs::copy(&built, &dest).unwrap_or_else(|e| panic!("cannot copy '{}': {e}", built.display()));
+    let built = target_dir
+        .join(TARGET)
+        .join("guest")
+        .join("fail2pvefw_policy.wasm");
+    std::fs::copy(&built, &dest)
+        .unwrap_or_else(|e| panic!("cannot copy '{}': {e}", built.display()));
 }
 
 /// `<target>/guest-build`, beside the outer build: OUT_DIR is

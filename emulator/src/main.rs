@@ -10,7 +10,7 @@ use std::time::Duration;
 const USAGE: &str = "\
 usage: pve-emulator [--listen ADDR:PORT] [--token 'USER@REALM!NAME=SECRET']...
                     [--ipset NAME] [--write-config PATH] [--state-dir DIR]
-                    [--auth-delay-ms N] [--legacy-errors] [--quiet]
+                    [--write-ca PATH] [--auth-delay-ms N] [--legacy-errors] [--quiet]
 
   --listen        address to serve on (default 127.0.0.1:8006)
   --token         an accepted API token with Sys.Audit and Sys.Modify
@@ -18,6 +18,7 @@ usage: pve-emulator [--listen ADDR:PORT] [--token 'USER@REALM!NAME=SECRET']...
   --ipset         the (initially empty) ipset to create (default fail2ban)
   --write-config  write a fail2pvefw config for this emulator (mode 0600)
   --state-dir     the [state] dir written into that config
+  --write-ca      write the CA certificate (PEM) that signed the server's, for curl --cacert
                   (default: fail2pvefw-state next to the config)
   --auth-delay-ms delay before each 401 (default 3000, as PVE)
   --legacy-errors omit \"message\" from error bodies (PVE before 8.3)
@@ -28,6 +29,7 @@ struct Args {
     ipset: String,
     config: Option<PathBuf>,
     state_dir: Option<String>,
+    ca: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -38,6 +40,7 @@ fn parse_args() -> Result<Args, String> {
         ..Options::default()
     };
     let (mut ipset, mut config, mut state_dir) = ("fail2ban".to_string(), None, None);
+    let mut ca = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or(format!("{arg} needs a value"));
@@ -54,6 +57,7 @@ fn parse_args() -> Result<Args, String> {
             "--ipset" => ipset = value()?,
             "--write-config" => config = Some(PathBuf::from(value()?)),
             "--state-dir" => state_dir = Some(value()?),
+            "--write-ca" => ca = Some(PathBuf::from(value()?)),
             "--auth-delay-ms" => {
                 let ms = value()?
                     .parse()
@@ -81,6 +85,7 @@ fn parse_args() -> Result<Args, String> {
         ipset,
         config,
         state_dir,
+        ca,
     })
 }
 
@@ -125,6 +130,13 @@ fn main() {
     println!("fingerprint: {}", emu.fingerprint());
     println!("token:       {}={}", token.id, token.secret);
     println!("ipset:       {}", args.ipset);
+    if let Some(path) = &args.ca {
+        if let Err(e) = std::fs::write(path, emu.ca_pem()) {
+            eprintln!("pve-emulator: cannot write {}: {e}", path.display());
+            std::process::exit(1);
+        }
+        println!("ca:          {}", path.display());
+    }
     if let Some(path) = &args.config {
         if let Err(e) = write_config(&emu, &token, &args, path) {
             eprintln!("pve-emulator: cannot write {}: {e}", path.display());

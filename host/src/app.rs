@@ -69,7 +69,10 @@ impl Session {
     fn ban_or_unban(&mut self, target: &Target, action: Action) -> Result<String> {
         let req = BanRequest {
             ip: target.ip.clone(),
-            ipset: target.ipset.clone().unwrap_or_else(|| self.default_ipset.clone()),
+            ipset: target
+                .ipset
+                .clone()
+                .unwrap_or_else(|| self.default_ipset.clone()),
             jail: target.jail.clone(),
             comment: target.comment.clone(),
             time: target.time,
@@ -77,13 +80,18 @@ impl Session {
             failures: target.failures,
             restored: target.restored.unwrap_or(false),
         };
-        let verb = if action == Action::Ban { "ban" } else { "unban" };
+        let verb = if action == Action::Ban {
+            "ban"
+        } else {
+            "unban"
+        };
         let what = format!("{verb} '{}'", target.ip);
         // Checked without I/O first: bad input never reaches PVE.
         let entry = self
             .instance
             .validate(&req)?
-            .map_err(|e| self.failure(e, &req.ipset).context(&what))?;
+            // The policy's message already quotes the input.
+            .map_err(|e| self.failure(e, &req.ipset).context(verb))?;
         log::debug(&format!("'{}' is stored by PVE as '{entry}'", target.ip));
         let outcome = match action {
             Action::Ban => self.instance.ban(&req)?,

@@ -88,7 +88,12 @@ pub struct Target {
     pub ipset: Option<String>,
 
     /// When the ban began, in Unix seconds (fail2ban's <time>) [default: now]
-    #[arg(short = 't', long = "timestamp", visible_alias = "time", value_name = "EPOCH")]
+    #[arg(
+        short = 't',
+        long = "timestamp",
+        visible_alias = "time",
+        value_name = "EPOCH"
+    )]
     pub time: Option<f64>,
 
     /// The jail that banned it (fail2ban's <name>)
@@ -143,11 +148,26 @@ mod tests {
 
     #[test]
     fn options_may_follow_the_operands() {
-        let cli = parse(&["ban", "203.0.113.7", "-c", "sshd", "-f", "--config", "/x.toml", "-i", "f2b"]);
+        let cli = parse(&[
+            "ban",
+            "203.0.113.7",
+            "-c",
+            "sshd",
+            "-f",
+            "--config",
+            "/x.toml",
+            "-i",
+            "f2b",
+        ]);
         assert!(cli.foreground);
         assert_eq!(cli.config, PathBuf::from("/x.toml"));
-        let Command::Ban(t) = cli.command else { panic!() };
-        assert_eq!((t.ip.as_str(), t.comment.as_deref(), t.ipset.as_deref()), ("203.0.113.7", Some("sshd"), Some("f2b")));
+        let Command::Ban(t) = cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            (t.ip.as_str(), t.comment.as_deref(), t.ipset.as_deref()),
+            ("203.0.113.7", Some("sshd"), Some("f2b"))
+        );
     }
 
     #[test]
@@ -159,14 +179,31 @@ mod tests {
 
     #[test]
     fn fail2ban_tags_parse() {
-        let cli = parse(&["ban", "192.0.2.1", "-t", "1700000000.25", "--jail", "sshd", "--bantime", "-1", "--failures", "3", "--restored", "0"]);
-        let Command::Ban(t) = cli.command else { panic!() };
+        let cli = parse(&[
+            "ban",
+            "192.0.2.1",
+            "-t",
+            "1700000000.25",
+            "--jail",
+            "sshd",
+            "--bantime",
+            "-1",
+            "--failures",
+            "3",
+            "--restored",
+            "0",
+        ]);
+        let Command::Ban(t) = cli.command else {
+            panic!()
+        };
         assert_eq!(t.time, Some(1_700_000_000.25));
         assert_eq!(t.bantime, Some(-1));
         assert_eq!(t.failures, Some(3));
         assert_eq!(t.restored, Some(false));
         let cli = parse(&["ban", "192.0.2.1", "--restored"]);
-        let Command::Ban(t) = cli.command else { panic!() };
+        let Command::Ban(t) = cli.command else {
+            panic!()
+        };
         assert_eq!(t.restored, Some(true));
     }
 

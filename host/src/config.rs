@@ -121,10 +121,14 @@ impl Token {
         };
         if !valid_token_id(id) {
             // The id holds no secret, but a mangled string might; say only its shape.
-            return Err("the token id must look like USER@REALM!TOKENID, e.g. fail2ban@pve!fail2ban".into());
+            return Err(
+                "the token id must look like USER@REALM!TOKENID, e.g. fail2ban@pve!fail2ban".into(),
+            );
         }
         if secret.is_empty() || secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("the secret of token '{id}' is empty or contains spaces"));
+            return Err(format!(
+                "the secret of token '{id}' is empty or contains spaces"
+            ));
         }
         Ok(Token {
             id: id.to_string(),
@@ -221,24 +225,31 @@ impl Config {
 
         let host = pve
             .host
-            .ok_or_else(|| bad("[pve] host is missing: set it to the PVE node, e.g. host = \"192.168.0.1\"".into()))
+            .ok_or_else(|| {
+                bad(
+                    "[pve] host is missing: set it to the PVE node, e.g. host = \"192.168.0.1\""
+                        .into(),
+                )
+            })
             .and_then(|h| HostPort::parse(&h).map_err(|e| bad(format!("[pve] host: {e}"))))?;
 
         let token_text = match (pve.token, &pve.token_file) {
-            (Some(_), Some(_)) => return Err(bad("[pve] has both token and token_file: keep one".into())),
+            (Some(_), Some(_)) => {
+                return Err(bad("[pve] has both token and token_file: keep one".into()));
+            }
             (Some(token), None) => {
                 warn_if_readable_by_others(path, &mut warnings);
                 token
             }
             (None, Some(file)) => {
                 warn_if_readable_by_others(file, &mut warnings);
-                std::fs::read_to_string(file).map_err(|e| {
-                    bad(format!("cannot read token_file '{}': {e}", file.display()))
-                })?
+                std::fs::read_to_string(file)
+                    .map_err(|e| bad(format!("cannot read token_file '{}': {e}", file.display())))?
             }
             (None, None) => {
                 return Err(bad(
-                    "[pve] has no token: set token = \"USER@REALM!TOKENID=SECRET\" or token_file".into(),
+                    "[pve] has no token: set token = \"USER@REALM!TOKENID=SECRET\" or token_file"
+                        .into(),
                 ));
             }
         };
@@ -246,7 +257,9 @@ impl Config {
 
         let trust = match (pve.fingerprint, pve.ca_file) {
             (Some(_), Some(_)) => {
-                return Err(bad("[pve] has both fingerprint and ca_file: keep one".into()));
+                return Err(bad(
+                    "[pve] has both fingerprint and ca_file: keep one".into()
+                ));
             }
             (Some(fps), None) => {
                 let fps = fps.into_vec();
@@ -255,7 +268,9 @@ impl Config {
                 }
                 let pins = fps
                     .iter()
-                    .map(|fp| parse_fingerprint(fp).map_err(|e| bad(format!("[pve] fingerprint: {e}"))))
+                    .map(|fp| {
+                        parse_fingerprint(fp).map_err(|e| bad(format!("[pve] fingerprint: {e}")))
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 Trust::Pins(pins)
             }
@@ -270,7 +285,9 @@ impl Config {
         let ipset = pve.ipset.unwrap_or_else(|| DEFAULT_IPSET.to_string());
         let timeout = pve.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS);
         if !(timeout > 0.0 && timeout <= 600.0) {
-            return Err(bad(format!("[pve] timeout = {timeout}: give seconds between 0 and 600")));
+            return Err(bad(format!(
+                "[pve] timeout = {timeout}: give seconds between 0 and 600"
+            )));
         }
         let state_dir = file
             .state
@@ -340,7 +357,13 @@ mod tests {
     #[test]
     fn minimal_config_gets_defaults() {
         let c = load(&minimal("")).unwrap();
-        assert_eq!(c.pve.host, HostPort { host: "192.0.2.10".into(), port: 8006 });
+        assert_eq!(
+            c.pve.host,
+            HostPort {
+                host: "192.0.2.10".into(),
+                port: 8006
+            }
+        );
         assert_eq!(c.ipset, "fail2ban");
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/fail2pvefw"));
         assert_eq!(c.pve.trust, Trust::Pins(vec![[0xab; 32]]));
@@ -410,7 +433,13 @@ mod tests {
 
     #[test]
     fn missing_trust_says_how_to_fix() {
-        let err = load(&format!("[pve]\nhost = \"h\"\ntoken = \"a@pve!tt={SECRET}\"\n")).unwrap_err();
-        assert!(err.to_string().contains("node → System → Certificates"), "{err}");
+        let err = load(&format!(
+            "[pve]\nhost = \"h\"\ntoken = \"a@pve!tt={SECRET}\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("node → System → Certificates"),
+            "{err}"
+        );
     }
 }

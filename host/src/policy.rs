@@ -73,12 +73,13 @@ impl Runtime {
         config.consume_fuel(true);
         let engine = Engine::new(&config)
             .map_err(|e| Failure::config(format!("cannot start the WebAssembly engine: {e:#}")))?;
-        let bytes: Cow<[u8]> = match &source {
-            Source::Embedded => Cow::Borrowed(DEFAULT_POLICY),
-            Source::File(path) => Cow::Owned(std::fs::read(path).map_err(|e| {
-                Failure::config(format!("cannot read {}: {e}", source.describe()))
-            })?),
-        };
+        let bytes: Cow<[u8]> =
+            match &source {
+                Source::Embedded => Cow::Borrowed(DEFAULT_POLICY),
+                Source::File(path) => Cow::Owned(std::fs::read(path).map_err(|e| {
+                    Failure::config(format!("cannot read {}: {e}", source.describe()))
+                })?),
+            };
         let component = load_cached(&engine, &bytes, cache_dir).map_err(|e| {
             Failure::config(format!("{} is not a valid WebAssembly component: {e:#}", source.describe()))
                 .hint("Build policies with `cargo build --target wasm32-wasip2`; `fail2pvefw policy check FILE` explains what is wrong.")
@@ -143,7 +144,9 @@ type Outcome<T> = std::result::Result<T, PolicyError>;
 
 impl Instance {
     pub fn validate(&mut self, req: &BanRequest) -> Result<Outcome<String>> {
-        self.call("validate", |p, s| p.fail2pvefw_policy_action().call_validate(s, req))
+        self.call("validate", |p, s| {
+            p.fail2pvefw_policy_action().call_validate(s, req)
+        })
     }
 
     pub fn ban(&mut self, req: &BanRequest) -> Result<Outcome<String>> {
@@ -151,15 +154,21 @@ impl Instance {
     }
 
     pub fn unban(&mut self, req: &BanRequest) -> Result<Outcome<String>> {
-        self.call("unban", |p, s| p.fail2pvefw_policy_action().call_unban(s, req))
+        self.call("unban", |p, s| {
+            p.fail2pvefw_policy_action().call_unban(s, req)
+        })
     }
 
     pub fn start(&mut self, ipset: &str) -> Result<Outcome<String>> {
-        self.call("start", |p, s| p.fail2pvefw_policy_action().call_start(s, ipset))
+        self.call("start", |p, s| {
+            p.fail2pvefw_policy_action().call_start(s, ipset)
+        })
     }
 
     pub fn check(&mut self, ipset: &str) -> Result<Outcome<String>> {
-        self.call("check", |p, s| p.fail2pvefw_policy_action().call_check(s, ipset))
+        self.call("check", |p, s| {
+            p.fail2pvefw_policy_action().call_check(s, ipset)
+        })
     }
 
     pub fn state(&self) -> &HostState {
@@ -191,15 +200,18 @@ impl Instance {
     fn trap_failure(&self, what: &str, trap: wasmtime::Error, output: &str) -> Failure {
         let why = match trap.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::OutOfFuel) => {
-                format!("it ran out of fuel ({DEFAULT_FUEL} units, about a second): a loop that does not end?")
+                format!(
+                    "it ran out of fuel ({DEFAULT_FUEL} units, about a second): a loop that does not end?"
+                )
             }
             Some(wasmtime::Trap::UnreachableCodeReached) if !output.trim().is_empty() => {
                 format!("it panicked: {}", output.trim())
             }
             _ => format!("{trap:#}"),
         };
-        Failure::config(format!("{} failed in '{what}': {why}", self.name))
-            .hint("The policy module is broken or over its limits; nothing more was done for this event.")
+        Failure::config(format!("{} failed in '{what}': {why}", self.name)).hint(
+            "The policy module is broken or over its limits; nothing more was done for this event.",
+        )
     }
 }
 
@@ -209,7 +221,11 @@ impl Instance {
 /// (wasmtime version and settings), so a new policy or a new fail2pvefw never
 /// loads stale code. The cache lives in the state directory, which is 0700:
 /// compiled code is trusted, so nobody else may write it.
-fn load_cached(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> wasmtime::Result<Component> {
+fn load_cached(
+    engine: &Engine,
+    bytes: &[u8],
+    cache_dir: Option<&Path>,
+) -> wasmtime::Result<Component> {
     let Some(dir) = cache_dir else {
         return Component::new(engine, bytes);
     };
@@ -219,14 +235,20 @@ fn load_cached(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> wasmt
         // with the same compatibility hash, into a directory only we can write.
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(component) => return Ok(component),
-            Err(e) => log::debug(&format!("recompiling: cached '{}' unusable: {e:#}", path.display())),
+            Err(e) => log::debug(&format!(
+                "recompiling: cached '{}' unusable: {e:#}",
+                path.display()
+            )),
         }
     }
     let compiled = engine.precompile_component(bytes)?;
     // SAFETY: produced just now by this engine.
     let component = unsafe { Component::deserialize(engine, &compiled)? };
     if let Err(e) = write_atomically(dir, &path, &compiled) {
-        log::debug(&format!("cannot cache the compiled policy in '{}': {e}", dir.display()));
+        log::debug(&format!(
+            "cannot cache the compiled policy in '{}': {e}",
+            dir.display()
+        ));
     }
     Ok(component)
 }

@@ -50,8 +50,9 @@ impl Client {
             .user_agent(concat!("fail2pvefw/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Failure::config(format!("cannot set up the HTTPS client: {e}")))?;
-        let mut auth = HeaderValue::from_str(&pve.token.header_value())
-            .map_err(|_| Failure::config("the API token holds characters not allowed in an HTTP header"))?;
+        let mut auth = HeaderValue::from_str(&pve.token.header_value()).map_err(|_| {
+            Failure::config("the API token holds characters not allowed in an HTTP header")
+        })?;
         // Keeps it out of any debug output of the HTTP stack.
         auth.set_sensitive(true);
         Ok(Client {
@@ -75,7 +76,9 @@ impl Client {
             "POST" => self.http.post(&url).form(params),
             "PUT" => self.http.put(&url).form(params),
             other => {
-                return Outcome::Failed(Failure::config(format!("method '{other}' is not supported")));
+                return Outcome::Failed(Failure::config(format!(
+                    "method '{other}' is not supported"
+                )));
             }
         };
         match builder.header(AUTHORIZATION, self.auth.clone()).send() {
@@ -108,7 +111,10 @@ impl Client {
             return Failure::pve(format!("cannot connect to PVE at {at}: {}", root_cause(err)))
                 .hint("Check [pve] host, that pveproxy runs on the node, and that a firewall lets this machine reach it.");
         }
-        Failure::pve(format!("request to PVE at {at} failed: {}", root_cause(err)))
+        Failure::pve(format!(
+            "request to PVE at {at} failed: {}",
+            root_cause(err)
+        ))
     }
 
     fn tls_failure(&self, err: &rustls::Error) -> Failure {
@@ -119,7 +125,11 @@ impl Client {
                 if other.0.downcast_ref::<PinMismatch>().is_some() =>
             {
                 let expected = match &self.trust {
-                    Trust::Pins(pins) => pins.iter().map(|p| format_fingerprint(p)).collect::<Vec<_>>().join(", "),
+                    Trust::Pins(pins) => pins
+                        .iter()
+                        .map(|p| format_fingerprint(p))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     Trust::CaFile(_) => String::new(),
                 };
                 Failure::pve(format!(
@@ -130,9 +140,16 @@ impl Client {
             rustls::Error::InvalidCertificate(cert_err) => {
                 let why = describe_certificate_error(cert_err);
                 let hint = match cert_err {
-                    rustls::CertificateError::UnknownIssuer => "PVE node certificates are signed by the cluster's own CA: set [pve] ca_file to a copy of /etc/pve/pve-root-ca.pem, or pin the node certificate with [pve] fingerprint.",
-                    rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. } => "Use a host name or address the certificate was issued for, or pin the certificate with [pve] fingerprint.",
-                    _ => "Renew the node certificate in the PVE GUI (node → System → Certificates), or pin it with [pve] fingerprint.",
+                    rustls::CertificateError::UnknownIssuer => {
+                        "PVE node certificates are signed by the cluster's own CA: set [pve] ca_file to a copy of /etc/pve/pve-root-ca.pem, or pin the node certificate with [pve] fingerprint."
+                    }
+                    rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. } => {
+                        "Use a host name or address the certificate was issued for, or pin the certificate with [pve] fingerprint."
+                    }
+                    _ => {
+                        "Renew the node certificate in the PVE GUI (node → System → Certificates), or pin it with [pve] fingerprint."
+                    }
                 };
                 Failure::pve(format!(
                     "the certificate of {at} is not trusted: {why}; nothing was sent\n  presented: {presented}"
@@ -160,7 +177,9 @@ fn describe_certificate_error(err: &rustls::CertificateError) -> String {
             unix_to_utc(time.as_secs())
         ),
         E::UnknownIssuer => "it is signed by an unknown issuer".into(),
-        E::NotValidForName | E::NotValidForNameContext { .. } => "it is not issued for this host name".into(),
+        E::NotValidForName | E::NotValidForNameContext { .. } => {
+            "it is not issued for this host name".into()
+        }
         other => format!("{other:?}"),
     }
 }

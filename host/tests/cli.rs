@@ -9,7 +9,15 @@ use support::{SECRET, Setup, options, run_binary};
 #[test]
 fn ban_adds_entry_with_dated_comment_and_unban_removes_it() {
     let s = Setup::new();
-    let r = s.run(&["-f", "ban", "203.0.113.7", "-c", "sshd: 3 attempts", "-t", "1700000000"]);
+    let r = s.run(&[
+        "-f",
+        "ban",
+        "203.0.113.7",
+        "-c",
+        "sshd: 3 attempts",
+        "-t",
+        "1700000000",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     let entries = s.emu.entries("fail2ban").unwrap();
     assert_eq!(entries.len(), 1);
@@ -29,11 +37,20 @@ fn comment_without_time_uses_now_and_keeps_percent() {
     let s = Setup::new();
     let r = s.run(&["ban", "192.0.2.9", "-c", "100% bad\r\nline"]);
     assert_eq!(r.code, 0, "{r:?}");
-    let comment = s.emu.entries("fail2ban").unwrap()[0].comment.clone().unwrap();
+    let comment = s.emu.entries("fail2ban").unwrap()[0]
+        .comment
+        .clone()
+        .unwrap();
     let year = chrono_like_year_now();
     assert!(comment.starts_with(&format!("[{year}/")), "{comment}");
-    assert!(comment.ends_with("] 100% badline") || comment.ends_with("] 100% bad line"), "{comment}");
-    assert!(!s.emu.cluster_fw().contains("\nline"), "a newline reached cluster.fw");
+    assert!(
+        comment.ends_with("] 100% badline") || comment.ends_with("] 100% bad line"),
+        "{comment}"
+    );
+    assert!(
+        !s.emu.cluster_fw().contains("\nline"),
+        "a newline reached cluster.fw"
+    );
 }
 
 fn chrono_like_year_now() -> u64 {
@@ -123,7 +140,11 @@ fn ban_stores_what_pve_would_store() {
         ("0:0:1:2:0:0:3:4/127", "0:0:1:2::3:4/127"),
     ] {
         assert_eq!(s.run(&["-f", "ban", input]).code, 0);
-        assert!(s.cidrs().contains(&stored.to_string()), "{input}: {:?}", s.cidrs());
+        assert!(
+            s.cidrs().contains(&stored.to_string()),
+            "{input}: {:?}",
+            s.cidrs()
+        );
     }
 }
 
@@ -175,7 +196,10 @@ fn cidr_delete_percent_encodes_the_slash() {
         .into_iter()
         .find(|r| r.method == "DELETE")
         .unwrap();
-    assert_eq!(delete.path, "/api2/json/cluster/firewall/ipset/fail2ban/192.168.1.0%2F24");
+    assert_eq!(
+        delete.path,
+        "/api2/json/cluster/firewall/ipset/fail2ban/192.168.1.0%2F24"
+    );
 }
 
 #[test]
@@ -208,7 +232,11 @@ fn missing_privilege_names_sys_modify_and_the_role() {
     s.emu.set_privileges(support::TOKEN_ID, true, false);
     let r = s.run(&["ban", "203.0.113.7"]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains("403 Permission check failed (/, Sys.Modify)"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("403 Permission check failed (/, Sys.Modify)"),
+        "{r:?}"
+    );
     assert!(r.stderr.contains("pveum role add"), "{r:?}");
 }
 
@@ -243,10 +271,16 @@ fn lock_timeout_is_reported_as_busy() {
 #[test]
 fn pve_400_shows_its_errors_text() {
     let s = Setup::new();
-    s.emu.fail_next_writes(1, Fault::Status(400, "Parameter verification failed.".into()));
+    s.emu.fail_next_writes(
+        1,
+        Fault::Status(400, "Parameter verification failed.".into()),
+    );
     let r = s.run(&["ban", "203.0.113.7"]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains("400 Parameter verification failed."), "{r:?}");
+    assert!(
+        r.stderr.contains("400 Parameter verification failed."),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -287,9 +321,19 @@ fn wrong_pin_sends_nothing_and_names_both_fingerprints() {
     s.write_config(&text);
     let r = s.run(&["-f", "ban", "203.0.113.7"]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains(&s.emu.fingerprint()), "expected fingerprint missing: {r:?}");
-    assert!(r.stderr.contains(&recorder.fingerprint()), "presented fingerprint missing: {r:?}");
-    assert!(recorder.received().is_empty(), "the server received {:?}", recorder.received());
+    assert!(
+        r.stderr.contains(&s.emu.fingerprint()),
+        "expected fingerprint missing: {r:?}"
+    );
+    assert!(
+        r.stderr.contains(&recorder.fingerprint()),
+        "presented fingerprint missing: {r:?}"
+    );
+    assert!(
+        recorder.received().is_empty(),
+        "the server received {:?}",
+        recorder.received()
+    );
 }
 
 #[test]
@@ -311,7 +355,12 @@ fn config_errors_exit_3() {
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stderr.contains("fingerprnt"), "{r:?}");
 
-    let r = run_binary(&["--config", "/nonexistent/fail2pvefw.toml", "ban", "203.0.113.7"]);
+    let r = run_binary(&[
+        "--config",
+        "/nonexistent/fail2pvefw.toml",
+        "ban",
+        "203.0.113.7",
+    ]);
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stderr.contains("/nonexistent/fail2pvefw.toml"), "{r:?}");
 }

@@ -34,7 +34,12 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(pve: pve::Pve, store: store::Store, log: log::Log, limits: StoreLimits) -> HostState {
+    pub fn new(
+        pve: pve::Pve,
+        store: store::Store,
+        log: log::Log,
+        limits: StoreLimits,
+    ) -> HostState {
         let output = MemoryOutputPipe::new(CAPTURED_OUTPUT);
         let wasi = WasiCtx::builder()
             .stdout(output.clone())

@@ -4,11 +4,11 @@
 //! them against what the policy is granted (before any I/O), then adds what
 //! the policy must never see: the API token and the TLS trust.
 
-use crate::policy::bindings::fail2pvefw::policy::pve::{self, Response};
-use crate::policy::bindings::fail2pvefw::policy::types::Error;
 use crate::config;
 use crate::error::Failure;
 use crate::log;
+use crate::policy::bindings::fail2pvefw::policy::pve::{self, Response};
+use crate::policy::bindings::fail2pvefw::policy::types::Error;
 use crate::pve::{Client, Outcome};
 
 pub struct Pve {
@@ -81,7 +81,8 @@ impl pve::Host for Pve {
         let client = self.client.as_mut().expect("built above");
         match client.request(&method, &path, &params) {
             Outcome::Response(r) => {
-                self.calls.push(format!("{method} {path} -> {} {}", r.status, r.reason));
+                self.calls
+                    .push(format!("{method} {path} -> {} {}", r.status, r.reason));
                 log::debug(&format!("{method} {path} -> {} {}", r.status, r.reason));
                 Ok(Response {
                     status: r.status,

@@ -1,8 +1,8 @@
 //! `store`: the policy's key-value store, namespaced per policy, with a quota.
 
+use crate::log;
 use crate::policy::bindings::fail2pvefw::policy::store;
 use crate::policy::bindings::fail2pvefw::policy::types::Error;
-use crate::log;
 use crate::store::Db;
 use std::path::PathBuf;
 
@@ -57,7 +57,11 @@ impl store::Host for Store {
             .db()
             .ok_or_else(|| Error::Unreachable("the policy store could not be opened".into()))?;
         let used = db.usage(&ns).unwrap_or(0);
-        let old = db.get(&ns, &key).ok().flatten().map_or(0, |v| (key.len() + v.len()) as u64);
+        let old = db
+            .get(&ns, &key)
+            .ok()
+            .flatten()
+            .map_or(0, |v| (key.len() + v.len()) as u64);
         let new = (key.len() + value.len()) as u64;
         if used - old.min(used) + new > QUOTA_BYTES {
             return Err(Error::Denied(format!(
