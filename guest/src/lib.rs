@@ -4,11 +4,16 @@
 //! modules that build and test natively:
 //! - [`cidr`]: validates an address and gives the exact string PVE stores;
 //! - [`comment`]: the `[YYYY/MM/DD HH:MM:SS] text` comment of an entry;
-//! - [`plan`]: the PVE calls of each action and what PVE's answers mean.
+//! - [`owner`]: the ownership tag that ends every comment we write;
+//! - [`plan`]: the PVE calls of each action and what PVE's answers mean;
+//! - [`rules`]: the administrator's never-ban networks, the PVE nodes, IPv6
+//!   widening and the `cluster.fw` budget, from the host's `settings`.
 
 pub mod cidr;
 pub mod comment;
+pub mod owner;
 pub mod plan;
+pub mod rules;
 
 mod bindings {
     wit_bindgen::generate!({
@@ -22,9 +27,9 @@ mod bindings {
 #[cfg(target_arch = "wasm32")]
 bindings::export!(Policy with_types_in bindings);
 
-use bindings::exports::fail2pvefw::policy::action::{BanRequest, Guest};
+use bindings::exports::fail2pvefw::policy::action::{BanRequest, Entry, Guest, Owner};
 use bindings::fail2pvefw::policy::types::{Error as WitError, Refusal};
-use bindings::fail2pvefw::policy::{clock, log, pve};
+use bindings::fail2pvefw::policy::{clock, log, pve, settings};
 use plan::{Error, IpsetName, Method, Pve, Response};
 
 /// The component. Its name is not significant.
@@ -32,37 +37,79 @@ pub struct Policy;
 
 impl Guest for Policy {
     fn validate(req: BanRequest) -> Result<String, WitError> {
-        let (_, entry) = plan::validate(&req.ipset, &req.ip)?;
+        let (_, entry) = checked(&req)?;
         Ok(entry.to_string())
     }
 
     fn start(ipset: String) -> Result<String, WitError> {
         let ipset = IpsetName::new(&ipset)?;
-        Ok(plan::start(&mut HostPve, &ipset)?)
+        let mut host = HostPve;
+        let mut pve = rules::Watching::new(&mut host);
+        let done = plan::start(&mut pve, &ipset)?;
+        warn(pve.budget_warning(ipset.as_str()));
+        Ok(done)
     }
 
     fn check(ipset: String) -> Result<String, WitError> {
         let ipset = IpsetName::new(&ipset)?;
-        Ok(plan::check(&mut HostPve, &ipset)?)
+        let mut host = HostPve;
+        let mut pve = rules::Watching::new(&mut host);
+        let done = plan::check(&mut pve, &ipset)?;
+        warn(pve.budget_warning(ipset.as_str()));
+        Ok(done)
     }
 
     fn ban(req: BanRequest) -> Result<String, WitError> {
-        let (ipset, entry) = plan::validate(&req.ipset, &req.ip)?;
+        let (ipset, entry) = checked(&req)?;
         let comment = entry_comment(&req);
         Ok(plan::ban(&mut HostPve, &ipset, &entry, &comment)?)
     }
 
     fn unban(req: BanRequest) -> Result<String, WitError> {
-        let (ipset, entry) = plan::validate(&req.ipset, &req.ip)?;
+        let (ipset, entry) = checked(&req)?;
         Ok(plan::unban(&mut HostPve, &ipset, &entry)?)
+    }
+
+    fn entries(ipset: String) -> Result<Vec<Entry>, WitError> {
+        let ipset = IpsetName::new(&ipset)?;
+        let listed = plan::list(&mut HostPve, &ipset)?;
+        Ok(listed
+            .into_iter()
+            .map(|l| Entry {
+                owner: l.comment.as_deref().and_then(owner::Owner::parse).map(|o| Owner {
+                    instance: o.instance,
+                    jail: o.jail,
+                    expires: o.expires,
+                }),
+                cidr: l.cidr,
+                comment: l.comment,
+            })
+            .collect())
     }
 }
 
-/// The entry's comment, in the host's local time at the moment of the ban.
+/// The IPSet and the entry to send: valid, then through the administrator's
+/// rules (the same for ban and unban, so unban deletes what ban stored).
+fn checked(req: &BanRequest) -> Result<(IpsetName, cidr::Entry), Error> {
+    let (ipset, entry) = plan::validate(&req.ipset, &req.ip)?;
+    let rules = rules::Rules::from_settings(settings::get)?;
+    Ok((ipset, rules.apply(entry)?))
+}
+
+fn warn(warning: Option<String>) {
+    if let Some(warning) = warning {
+        log::log(log::Level::Warn, &warning);
+    }
+}
+
+/// The entry's comment, in the host's local time at the moment of the ban,
+/// ending with the ownership tag.
 fn entry_comment(req: &BanRequest) -> String {
     let at = comment::ban_time(req.time, clock::now);
     let text = comment::text(req.comment.as_deref(), req.jail.as_deref(), req.failures);
-    comment::comment(at, clock::local_offset(at), &text)
+    let text = owner::strip_tags(&text);
+    let tag = owner::Owner::for_ban(&req.instance, req.jail.as_deref(), at, req.bantime).tag();
+    format!("{} {tag}", comment::comment(at, clock::local_offset(at), &text))
 }
 
 /// [`Pve`] through the host's `pve` import, with one debug line per call.

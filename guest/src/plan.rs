@@ -204,6 +204,38 @@ fn read_ipset(pve: &mut impl Pve, ipset: &IpsetName) -> Result<Option<usize>, Er
         .map(Vec::len))
 }
 
+/// An IPSet entry as PVE returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub cidr: String,
+    pub comment: Option<String>,
+}
+
+/// `GET /cluster/firewall/ipset/{ipset}`: every entry with its comment.
+pub fn list(pve: &mut impl Pve, ipset: &IpsetName) -> Result<Vec<Listed>, Error> {
+    let response = pve.request(Method::Get, &ipset.path(), &[])?;
+    if !is_success(&response) {
+        return Err(pve_error(&response));
+    }
+    let body: Value = serde_json::from_str(&response.body).map_err(|e| Error::Busy(format!(
+        "PVE answered GET {} with a body that is not JSON: {e}",
+        ipset.path()
+    )))?;
+    let entries = body
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::Busy(format!("PVE answered GET {} without a data list", ipset.path())))?;
+    Ok(entries
+        .iter()
+        .filter_map(|entry| {
+            Some(Listed {
+                cidr: entry.get("cidr")?.as_str()?.to_string(),
+                comment: entry.get("comment").and_then(Value::as_str).map(str::to_string),
+            })
+        })
+        .collect())
+}
+
 fn holds(ipset: &IpsetName, count: Option<usize>) -> String {
     match count {
         Some(1) => format!("IPSet '{ipset}' exists with 1 entry"),

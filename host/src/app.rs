@@ -1,12 +1,16 @@
-//! The commands: load the configuration, run the policy, turn its outcome
-//! into a message and an exit code.
+//! The commands: load the configuration and the policy, then queue, drain,
+//! reconcile or report.
 
-use crate::capabilities::{self, HostState};
-use crate::cli::{Cli, Command, IpsetOnly, Target};
+use crate::cli::{Cli, Command, Flush, IpsetOnly, Status, Target};
 use crate::config::Config;
+use crate::drain::{self, Backoff, Report, db_failure, lock_failure};
 use crate::error::{Failure, Result};
 use crate::log;
-use crate::policy::{self, BanRequest, Instance, PolicyError, Refusal, Runtime, Source};
+use crate::policy::Source;
+use crate::queue::{self, Action, DrainLock, EventState, Request};
+use crate::session::Session;
+use crate::store::Db;
+use std::time::Duration;
 
 /// Runs one command; `Ok` carries what to tell the user.
 pub fn run(cli: Cli) -> Result<String> {
@@ -15,64 +19,62 @@ pub fn run(cli: Cli) -> Result<String> {
         1 => log::Level::Info,
         _ => log::Level::Debug,
     });
-    let config = Config::load(&cli.config)?;
+    let mut config = Config::load(&cli.config)?;
     for warning in &config.warnings {
         log::warn(warning);
+    }
+    if let Command::Trust(args) = &cli.command {
+        return crate::trust::run(&config, args.yes);
+    }
+    if cli.manual {
+        crate::trust::manual(&mut config)?;
     }
     let source = match cli.policy.clone().or_else(|| config.policy.clone()) {
         Some(path) => Source::File(path),
         None => Source::Embedded,
     };
-    let mut session = Session::open(config, source)?;
+    let app = App {
+        config,
+        source,
+        foreground: cli.foreground,
+    };
     match cli.command {
-        Command::Ban(target) => session.ban_or_unban(&target, Action::Ban),
-        Command::Unban(target) => session.ban_or_unban(&target, Action::Unban),
-        Command::Start(IpsetOnly { ipset }) => session.start_or_check(ipset, false),
-        Command::Check(IpsetOnly { ipset }) => session.start_or_check(ipset, true),
+        Command::Ban(target) => app.submit(&target, Action::Ban),
+        Command::Unban(target) => app.submit(&target, Action::Unban),
+        Command::Start(IpsetOnly { ipset }) => app.start_or_check(ipset, false),
+        Command::Check(IpsetOnly { ipset }) => app.start_or_check(ipset, true),
+        Command::Sync(IpsetOnly { ipset }) => app.sync(ipset),
+        Command::Status(status) => app.status(&status),
+        Command::Flush(flush) => app.flush(&flush),
+        Command::Drain => app.drain(),
+        Command::Trust(_) => unreachable!("handled above"),
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Action {
-    Ban,
-    Unban,
+struct App {
+    config: Config,
+    source: Source,
+    foreground: bool,
 }
 
-/// A loaded policy with its capabilities, for one command.
-struct Session {
-    instance: Instance,
-    config_path: std::path::PathBuf,
-    token_id: String,
-    default_ipset: String,
-}
+impl App {
+    fn session(&self) -> Result<Session> {
+        Session::open(&self.config, self.source.clone())
+    }
 
-impl Session {
-    fn open(config: Config, source: Source) -> Result<Session> {
-        let cache = config.state_dir.join("cache");
-        let runtime = Runtime::load(source.clone(), Some(&cache))?;
-        let state = HostState::new(
-            capabilities::pve::Pve::new(config.pve.clone()),
-            capabilities::store::Store::new(Some(config.state_dir.clone()), source.namespace()),
-            capabilities::log::Log {
-                source: source.describe(),
-            },
-            policy::limits(policy::DEFAULT_MEMORY),
-        );
-        Ok(Session {
-            instance: runtime.instantiate(state)?,
-            config_path: config.path,
-            token_id: config.pve.token.id.clone(),
-            default_ipset: config.ipset,
+    fn db(&self) -> Result<Db> {
+        Db::open(&self.config.state_dir).map_err(|e| {
+            Failure::config(e).hint("Check [state] dir: it must be writable by the user fail2ban runs as (usually root).")
         })
     }
 
-    fn ban_or_unban(&mut self, target: &Target, action: Action) -> Result<String> {
-        let req = BanRequest {
+    /// `ban`/`unban`: validate (bad input never reaches the queue), commit the
+    /// event, then either return at once and let a background drainer send
+    /// it, or (`-f`) drain and report this event's real outcome.
+    fn submit(&self, target: &Target, action: Action) -> Result<String> {
+        let req = Request {
             ip: target.ip.clone(),
-            ipset: target
-                .ipset
-                .clone()
-                .unwrap_or_else(|| self.default_ipset.clone()),
+            ipset: target.ipset.clone().unwrap_or_else(|| self.config.ipset.clone()),
             jail: target.jail.clone(),
             comment: target.comment.clone(),
             time: target.time,
@@ -80,83 +82,216 @@ impl Session {
             failures: target.failures,
             restored: target.restored.unwrap_or(false),
         };
-        let verb = if action == Action::Ban {
-            "ban"
-        } else {
-            "unban"
-        };
-        let what = format!("{verb} '{}'", target.ip);
-        // Checked without I/O first: bad input never reaches PVE.
-        let entry = self
-            .instance
+        let verb = action.as_str();
+        let mut session = self.session()?;
+        // The policy's message already quotes the input.
+        let entry = session
             .validate(&req)?
-            // The policy's message already quotes the input.
-            .map_err(|e| self.failure(e, &req.ipset).context(verb))?;
-        log::debug(&format!("'{}' is stored by PVE as '{entry}'", target.ip));
-        let outcome = match action {
-            Action::Ban => self.instance.ban(&req)?,
-            Action::Unban => self.instance.unban(&req)?,
-        };
-        outcome.map_err(|e| self.failure(e, &req.ipset).context(&what))
+            .map_err(|r| r.failure.context(verb))?;
+        let mut db = self.db()?;
+        let id = queue::enqueue(&mut db, action, &entry, &req).map_err(db_failure)?;
+        log::debug(&format!("queued {verb} of '{entry}' (event {id})"));
+        if !self.foreground {
+            self.start_background_drainer()?;
+            return Ok(String::new());
+        }
+        let what = format!("{verb} '{}'", target.ip);
+        self.drain_for(&mut session, &mut db, id)
+            .map_err(|f| f.context(&what))
+            .map(|()| format!("{verb} of {entry} in IPSet '{}' done", req.ipset))
     }
 
-    fn start_or_check(&mut self, ipset: Option<String>, check: bool) -> Result<String> {
-        let ipset = ipset.unwrap_or_else(|| self.default_ipset.clone());
-        let outcome = if check {
-            self.instance.check(&ipset)?
-        } else {
-            self.instance.start(&ipset)?
-        };
+    /// `-f`: takes the drain lock (waiting for a running drainer), drains,
+    /// and tells how event `id` ended.
+    fn drain_for(&self, session: &mut Session, db: &mut Db, id: i64) -> Result<()> {
+        let dir = &self.config.state_dir;
+        let patience = self.config.pve.timeout * 3 + Duration::from_secs(5);
+        let deadline = std::time::Instant::now() + patience;
+        let mut report = Report::default();
+        loop {
+            if let Some(lock) = DrainLock::try_take(dir).map_err(lock_failure)? {
+                for attempt in 0..2 {
+                    if attempt > 0 {
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                    drain::pass(session, db, Backoff::Ignore, &mut report)?;
+                    if report.stopped != Some(crate::session::Remedy::Retry) {
+                        break;
+                    }
+                }
+                drop(lock);
+                break;
+            }
+            // Another drainer runs; it may send our event for us.
+            if queue::event_state(db, id).map_err(db_failure)? == EventState::Done {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Failure::pve("queued, but another fail2pvefw process is still draining the queue")
+                    .hint("The event stays queued and will be sent; `fail2pvefw status` shows the queue."));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(failure) = report.failures.remove(&id) {
+            return Err(failure);
+        }
+        match queue::event_state(db, id).map_err(db_failure)? {
+            EventState::Done => Ok(()),
+            EventState::Failed(error) | EventState::Pending(Some(error)) => Err(Failure::pve(error)),
+            EventState::Pending(None) => Err(Failure::pve("queued; not sent yet")),
+        }
+    }
+
+    /// Starts `fail2pvefw drain` detached, unless a drainer already runs
+    /// (it will see the event: it looks again after releasing the lock).
+    fn start_background_drainer(&self) -> Result<()> {
+        let dir = &self.config.state_dir;
+        if DrainLock::try_take(dir).map_err(lock_failure)?.is_none() {
+            return Ok(());
+        }
+        let exe = std::env::current_exe()
+            .map_err(|e| Failure::config(format!("cannot find our own program to drain the queue: {e}")))?;
+        let log_path = dir.join("drain.log");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map(std::process::Stdio::from)
+            .unwrap_or_else(|_| std::process::Stdio::null());
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("--config").arg(&self.config.path);
+        if let Source::File(policy) = &self.source {
+            cmd.arg("--policy").arg(policy);
+        }
+        use std::os::unix::process::CommandExt;
+        cmd.arg("drain")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            // Its own process group: fail2ban's timeout kill of our group
+            // must not take the drainer with it.
+            .process_group(0);
+        cmd.spawn().map_err(|e| {
+            Failure::config(format!("cannot start the background drainer: {e}"))
+                .hint("The event is queued; `fail2pvefw sync` sends it.")
+        })?;
+        Ok(())
+    }
+
+    /// The hidden `drain` command the background drainer runs.
+    fn drain(&self) -> Result<String> {
+        let mut session = self.session()?;
+        let mut db = self.db()?;
+        let report = drain::background(&mut session, &mut db, &self.config.state_dir)?;
+        for failure in report.failures.values().take(1) {
+            log::write(log::Level::Error, "drain", &failure.to_string());
+        }
+        Ok(String::new())
+    }
+
+    fn start_or_check(&self, ipset: Option<String>, check: bool) -> Result<String> {
+        let ipset = ipset.unwrap_or_else(|| self.config.ipset.clone());
+        let mut session = self.session()?;
         let what = if check { "check" } else { "start" };
-        outcome.map_err(|e| self.failure(e, &ipset).context(what))
-    }
-
-    /// Words and a remedy for what the policy reported.
-    fn failure(&mut self, error: PolicyError, ipset: &str) -> Failure {
-        match error {
-            PolicyError::InvalidInput(msg) => Failure::input(msg),
-            PolicyError::Denied(msg) => Failure::config(format!("the policy was denied: {msg}")),
-            PolicyError::Refused(refusal) => self.refused(&refusal, ipset),
-            PolicyError::Unreachable(msg) => self
-                .instance
-                .state_mut()
-                .pve
-                .last_failure
-                .take()
-                .unwrap_or_else(|| Failure::pve(msg)),
-            PolicyError::Busy(msg) => Failure::pve(format!("PVE is busy: {msg}"))
-                .hint("The cluster-wide firewall lock is contended or the node is overloaded; try again in a few seconds."),
-        }
-    }
-
-    fn refused(&self, refusal: &Refusal, ipset: &str) -> Failure {
-        let message = format!("PVE refused: {} {}", refusal.status, refusal.message);
-        let config = self.config_path.display();
-        let token = &self.token_id;
-        let hint = match refusal.status {
-            401 => Some(format!(
-                "Authentication failed: check the token id '{token}' and its secret in [pve] token of '{config}'. \
-                 The token must exist and not be expired (Datacenter → Permissions → API Tokens)."
-            )),
-            403 => Some(format!(
-                "The token lacks Sys.Modify (or Sys.Audit) on '/'. Create a role and grant it to the token (and, with privilege separation, to its user):\n  \
-                 pveum role add Fail2Ban --privs \"Sys.Audit Sys.Modify\"\n  \
-                 pveum acl modify / --tokens '{token}' --roles Fail2Ban"
-            )),
-            _ if refusal.message.contains("no such IPSet") => Some(format!(
-                "Create the IPSet '{ipset}' under Datacenter → Firewall → IPSet in the PVE GUI, or on a node:\n  \
-                 pvesh create /cluster/firewall/ipset --name {ipset} --comment fail2ban"
-            )),
-            _ if refusal.message.contains("File too large") => Some(
-                "The datacenter firewall file cluster.fw is full (1 MiB for all of it): shorten ban times, \
-                 remove stale entries, or widen bans to networks."
-                    .to_string(),
-            ),
-            _ => None,
+        let answer = if check {
+            session.check(&ipset)?
+        } else {
+            session.start(&ipset)?
         };
-        match hint {
-            Some(hint) => Failure::pve(message).hint(hint),
-            None => Failure::pve(message),
+        answer.map_err(|r| r.failure.context(what))
+    }
+
+    /// `sync`: drain everything now (ignoring back-off), then reconcile each
+    /// IPSet we have bans in, and the configured one.
+    fn sync(&self, ipset: Option<String>) -> Result<String> {
+        let mut session = self.session()?;
+        let mut db = self.db()?;
+        let dir = &self.config.state_dir;
+        let lock = DrainLock::take(dir, self.config.pve.timeout * 3 + Duration::from_secs(5))
+            .map_err(lock_failure)?
+            .ok_or_else(|| Failure::pve("another fail2pvefw process is draining the queue; try again"))?;
+        let mut report = Report::default();
+        drain::pass(&mut session, &mut db, Backoff::Ignore, &mut report)?;
+        if let Some(failure) = report.failures.into_values().next()
+            && report.stopped.is_some()
+        {
+            return Err(failure.context("sync"));
         }
+        let mut ipsets: Vec<String> = match ipset {
+            Some(one) => vec![one],
+            None => {
+                let mut all: Vec<String> = queue::desired(&db)
+                    .map_err(db_failure)?
+                    .into_iter()
+                    .map(|d| d.ipset)
+                    .collect();
+                all.push(self.config.ipset.clone());
+                all
+            }
+        };
+        ipsets.sort();
+        ipsets.dedup();
+        let mut lines = vec![format!(
+            "sync: queue drained ({} sent, {} needed no call)",
+            report.sent, report.skipped
+        )];
+        for ipset in ipsets {
+            let done = drain::reconcile(&mut session, &mut db, &ipset)
+                .map_err(|f| f.context(format!("sync IPSet '{ipset}'")))?;
+            lines.push(format!(
+                "sync: IPSet '{ipset}': {} entries, {} re-added, {} expired removed",
+                done.entries, done.readded, done.expired_removed
+            ));
+        }
+        drop(lock);
+        Ok(lines.join("\n"))
+    }
+
+    fn status(&self, status: &Status) -> Result<String> {
+        let db = self.db()?;
+        let stats = queue::stats(&db).map_err(db_failure)?;
+        let ipset = status.ipset.clone().unwrap_or_else(|| self.config.ipset.clone());
+        let mut session = self.session()?;
+        let report = crate::status::gather(&mut session, stats, &ipset)?;
+        Ok(if status.json {
+            report.json()
+        } else {
+            report.human()
+        })
+    }
+
+    /// `flush` (fail2ban's actionflush, at stop): by default bans stay in
+    /// PVE across restarts; `--remove` queues an unban of this jail's
+    /// entries instead.
+    fn flush(&self, flush: &Flush) -> Result<String> {
+        let db_ro = self.db()?;
+        let ours: Vec<_> = queue::desired(&db_ro)
+            .map_err(db_failure)?
+            .into_iter()
+            .filter(|d| flush.jail.is_none() || d.jail == flush.jail)
+            .collect();
+        drop(db_ro);
+        let jail = flush.jail.as_deref().unwrap_or("all jails");
+        if !flush.remove {
+            return Ok(format!("flush: kept {} ban(s) of {jail} in PVE", ours.len()));
+        }
+        let mut db = self.db()?;
+        for want in &ours {
+            let mut req = want.request.clone();
+            req.restored = false;
+            queue::enqueue(&mut db, Action::Unban, &want.entry, &req).map_err(db_failure)?;
+        }
+        if self.foreground {
+            let mut session = self.session()?;
+            let mut report = Report::default();
+            if let Some(_lock) = DrainLock::take(&self.config.state_dir, self.config.pve.timeout * 3)
+                .map_err(lock_failure)?
+            {
+                drain::pass(&mut session, &mut db, Backoff::Ignore, &mut report)?;
+            }
+        } else {
+            self.start_background_drainer()?;
+        }
+        Ok(format!("flush: queued removal of {} ban(s) of {jail}", ours.len()))
     }
 }

@@ -32,10 +32,19 @@ pub struct Cli {
 
     /// Run in the foreground and report the real outcome
     ///
-    /// Accepted for compatibility with the old script; ban and unban always
-    /// wait for PVE's answer in this version.
+    /// Without it, ban and unban commit the event to the durable queue and
+    /// return at once (a background process sends it); with it they wait for
+    /// PVE and exit with the real outcome.
     #[arg(short = 'f', long, global = true)]
     pub foreground: bool,
+
+    /// Check the node's certificate first; if it is not trusted, show it and ask
+    ///
+    /// As the old script's -m: runs the `trust` flow on a terminal, then goes
+    /// on with the command. Without a terminal an untrusted certificate
+    /// stops the run (exit 3).
+    #[arg(short = 'm', long, global = true)]
+    pub manual: bool,
 
     /// Run this policy module instead of the built-in one
     ///
@@ -57,17 +66,75 @@ pub enum Command {
     /// Add an address or network to the IPSet
     ///
     /// Already being there is success. The entry's comment is
-    /// "[YYYY/MM/DD HH:MM:SS] COMMENT" in local time.
+    /// "[YYYY/MM/DD HH:MM:SS] COMMENT f2p:INSTANCE/JAIL/EXPIRY" in local time.
+    /// Without -f the event is committed to the durable queue and the command
+    /// returns at once; a background drainer sends it. With -f it waits for
+    /// PVE and exits with the real outcome.
     Ban(Target),
     /// Remove an address or network from the IPSet
     ///
     /// Removes exactly the entry `ban` stored for the same input
     /// (10.0.0.1/8 removes 10.0.0.0/8). Not being there is success.
+    /// Queued like ban.
     Unban(Target),
     /// Check that PVE is reachable and the IPSet exists (fail2ban's actionstart)
     Start(IpsetOnly),
     /// Check that the IPSet still exists (fail2ban's actioncheck)
     Check(IpsetOnly),
+    /// Show the node's certificate and trust it from now on
+    ///
+    /// Connects for a TLS handshake only (no request, never the token), shows
+    /// subject, issuer, validity and the SHA-256 fingerprint, asks on the
+    /// terminal, then stores the fingerprint in the state directory
+    /// (trusted-fingerprints), where later runs accept it for this host.
+    Trust(TrustArgs),
+    /// Send everything queued now, then make the IPSet agree with the bans
+    ///
+    /// Drains the queue (ignoring back-off), then reads the IPSet once:
+    /// re-adds bans PVE lost, removes this instance's own entries whose ban
+    /// has expired (even when fail2ban is gone). Entries without our tag, or
+    /// with another instance's, are never touched. Run by the timer.
+    Sync(IpsetOnly),
+    /// Show the queue, the last error and the IPSet
+    Status(Status),
+    /// fail2ban's actionflush: keep this jail's bans in PVE (default) or remove them
+    Flush(Flush),
+    /// Drain the queue in the background (started by ban and unban)
+    #[command(hide = true)]
+    Drain,
+}
+
+#[derive(Debug, Args)]
+pub struct Status {
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+
+    /// The datacenter IPSet [default: `ipset` from the config, else fail2ban]
+    #[arg(short = 'i', long, value_name = "IPSET")]
+    pub ipset: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Flush {
+    /// Only this jail's bans (fail2ban's <name>) [default: all]
+    #[arg(long, value_name = "NAME")]
+    pub jail: Option<String>,
+
+    /// Remove the bans from PVE instead of keeping them
+    ///
+    /// By default bans stay in PVE across a fail2ban restart (with
+    /// norestored = 1 nothing is re-sent at start); with --remove, this
+    /// jail's entries are queued for removal.
+    #[arg(long)]
+    pub remove: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// Trust without asking (check the fingerprint against the PVE GUI first)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -205,6 +272,14 @@ mod tests {
             panic!()
         };
         assert_eq!(t.restored, Some(true));
+    }
+
+    #[test]
+    fn trust_and_manual_parse() {
+        let cli = parse(&["trust", "--yes", "--config", "/x.toml"]);
+        assert!(matches!(cli.command, Command::Trust(TrustArgs { yes: true })));
+        let cli = parse(&["-m", "ban", "192.0.2.1"]);
+        assert!(cli.manual);
     }
 
     #[test]

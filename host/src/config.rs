@@ -27,6 +27,9 @@ pub struct Config {
     /// The datacenter IPSet used when `-i` is not given.
     pub ipset: String,
     pub state_dir: PathBuf,
+    /// This instance's name, tagged into every entry it writes so that
+    /// `sync` removes only its own expired entries.
+    pub instance: String,
     /// A policy module to run instead of the embedded one.
     pub policy: Option<PathBuf>,
     /// Things worth telling the admin that do not stop the run.
@@ -39,6 +42,8 @@ pub struct Pve {
     pub host: HostPort,
     pub token: Token,
     pub trust: Trust,
+    /// Pins `fail2pvefw trust` stored for this host, accepted besides `trust`.
+    pub stored_pins: Vec<[u8; 32]>,
     pub timeout: Duration,
 }
 
@@ -176,6 +181,8 @@ pub enum Trust {
     Pins(Vec<[u8; 32]>),
     /// A CA certificate file (the cluster's `pve-root-ca.pem`).
     CaFile(PathBuf),
+    /// Neither set: the system's root CAs, with host name checking (ACME).
+    SystemRoots,
 }
 
 /// Parses a SHA-256 fingerprint: 64 hex digits, any case, with or without `:`.
@@ -275,11 +282,7 @@ impl Config {
                 Trust::Pins(pins)
             }
             (None, Some(ca)) => Trust::CaFile(relative_to(path, &ca)),
-            (None, None) => {
-                return Err(bad("[pve] says whom to trust neither by fingerprint nor by ca_file".into()).hint(
-                    "Set fingerprint = \"AA:BB:…\" (node → System → Certificates in the PVE GUI) or ca_file = \"/path/to/pve-root-ca.pem\".",
-                ));
-            }
+            (None, None) => Trust::SystemRoots,
         };
 
         let ipset = pve.ipset.unwrap_or_else(|| DEFAULT_IPSET.to_string());
@@ -294,6 +297,11 @@ impl Config {
             .dir
             .map(|d| relative_to(path, &d))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        let stored_pins = crate::trust::load_pins(&state_dir, &host)?;
+        let instance = match file.state.instance {
+            Some(name) => check_instance(&name).map_err(|e| bad(format!("[state] instance: {e}")))?,
+            None => default_instance(),
+        };
 
         Ok(Config {
             path: path.to_path_buf(),
@@ -301,13 +309,45 @@ impl Config {
                 host,
                 token,
                 trust,
+                stored_pins,
                 timeout: Duration::from_secs_f64(timeout),
             },
             ipset,
             state_dir,
+            instance,
             policy: file.policy.map(|p| relative_to(path, &p)),
             warnings,
         })
+    }
+}
+
+/// An instance name as the ownership tag keeps it: `[A-Za-z0-9._-]`, 1–32.
+fn check_instance(name: &str) -> Result<String, String> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name != "-"
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(format!("'{name}' must be 1-32 letters, digits, '.', '_' or '-'"))
+    }
+}
+
+/// The host name, which stays the same across reinstalls of fail2pvefw; an
+/// admin with two machines of one name sets `[state] instance`.
+fn default_instance() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let kept: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+        .take(32)
+        .collect();
+    if kept.is_empty() || kept == "-" {
+        "fail2pvefw".into()
+    } else {
+        kept
     }
 }
 
@@ -432,14 +472,11 @@ mod tests {
     }
 
     #[test]
-    fn missing_trust_says_how_to_fix() {
-        let err = load(&format!(
+    fn neither_fingerprint_nor_ca_file_means_system_roots() {
+        let c = load(&format!(
             "[pve]\nhost = \"h\"\ntoken = \"a@pve!tt={SECRET}\"\n"
         ))
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("node → System → Certificates"),
-            "{err}"
-        );
+        .unwrap();
+        assert_eq!(c.pve.trust, Trust::SystemRoots);
     }
 }

@@ -171,6 +171,10 @@ impl Instance {
         })
     }
 
+    pub fn entries(&mut self, ipset: &str) -> Result<Outcome<Vec<bindings::exports::fail2pvefw::policy::action::Entry>>> {
+        self.call("entries", |p, s| p.fail2pvefw_policy_action().call_entries(s, ipset))
+    }
+
     pub fn state(&self) -> &HostState {
         self.store.data()
     }

@@ -10,6 +10,9 @@ use crate::tls::{self, PinMismatch, Seen};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use std::io::Read;
 
+/// What the hints tell the admin to run to pin a presented certificate.
+const TRUST_COMMAND: &str = "fail2pvefw trust";
+
 /// PVE's JSON answers are small; `cluster.fw` itself is capped at 1 MiB.
 const MAX_BODY: u64 = 16 * 1024 * 1024;
 
@@ -19,6 +22,8 @@ pub struct Client {
     auth: HeaderValue,
     endpoint: config::HostPort,
     trust: Trust,
+    /// Pins stored by `fail2pvefw trust`, for messages.
+    stored_pins: Vec<[u8; 32]>,
     seen: Seen,
 }
 
@@ -40,7 +45,7 @@ pub enum Outcome {
 impl Client {
     pub fn new(pve: &config::Pve) -> Result<Client, Failure> {
         let seen = Seen::default();
-        let tls = tls::client_config(&pve.trust, &seen).map_err(Failure::config)?;
+        let tls = tls::client_config(&pve.trust, &pve.stored_pins, &seen).map_err(Failure::config)?;
         let http = reqwest::blocking::Client::builder()
             .tls_backend_preconfigured(tls)
             .no_proxy()
@@ -61,6 +66,7 @@ impl Client {
             auth,
             endpoint: pve.host.clone(),
             trust: pve.trust.clone(),
+            stored_pins: pve.stored_pins.clone(),
             seen,
         })
     }
@@ -124,32 +130,34 @@ impl Client {
             rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))
                 if other.0.downcast_ref::<PinMismatch>().is_some() =>
             {
-                let expected = match &self.trust {
-                    Trust::Pins(pins) => pins
-                        .iter()
-                        .map(|p| format_fingerprint(p))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    Trust::CaFile(_) => String::new(),
+                let configured = match &self.trust {
+                    Trust::Pins(pins) => pins.as_slice(),
+                    Trust::CaFile(_) | Trust::SystemRoots => &[],
                 };
+                let expected = configured
+                    .iter()
+                    .chain(&self.stored_pins)
+                    .map(|p| format_fingerprint(p))
+                    .collect::<Vec<_>>()
+                    .join("\n             ");
                 Failure::pve(format!(
                     "the certificate of {at} does not match the pinned fingerprint; nothing was sent\n  expected:  {expected}\n  presented: {presented}"
                 ))
-                .hint("If the node certificate was renewed, compare the presented fingerprint with node → System → Certificates in the PVE GUI, then put it into [pve] fingerprint (a list keeps the old one during a rollover) or run: fail2pvefw trust")
+                .hint(format!("If the node certificate was renewed, compare the presented fingerprint with node → System → Certificates in the PVE GUI. If it matches, put it into [pve] fingerprint (a list keeps the old one during a rollover), or review and trust it with:\n  {TRUST_COMMAND}"))
             }
             rustls::Error::InvalidCertificate(cert_err) => {
                 let why = describe_certificate_error(cert_err);
                 let hint = match cert_err {
-                    rustls::CertificateError::UnknownIssuer => {
-                        "PVE node certificates are signed by the cluster's own CA: set [pve] ca_file to a copy of /etc/pve/pve-root-ca.pem, or pin the node certificate with [pve] fingerprint."
-                    }
+                    rustls::CertificateError::UnknownIssuer => format!(
+                        "PVE node certificates are signed by the cluster's own CA, not a public one: set [pve] ca_file to a copy of /etc/pve/pve-root-ca.pem, pin the certificate with [pve] fingerprint, or review and trust it with:\n  {TRUST_COMMAND}"
+                    ),
                     rustls::CertificateError::NotValidForName
-                    | rustls::CertificateError::NotValidForNameContext { .. } => {
-                        "Use a host name or address the certificate was issued for, or pin the certificate with [pve] fingerprint."
-                    }
-                    _ => {
-                        "Renew the node certificate in the PVE GUI (node → System → Certificates), or pin it with [pve] fingerprint."
-                    }
+                    | rustls::CertificateError::NotValidForNameContext { .. } => format!(
+                        "Use a host name or address the certificate was issued for, pin the certificate with [pve] fingerprint, or review and trust it with:\n  {TRUST_COMMAND}"
+                    ),
+                    _ => format!(
+                        "Renew the node certificate (node → System → Certificates in the PVE GUI, or `pvecm updatecerts --force` on the node). Until then, a pin accepts it whatever its dates: [pve] fingerprint, or:\n  {TRUST_COMMAND}"
+                    ),
                 };
                 Failure::pve(format!(
                     "the certificate of {at} is not trusted: {why}; nothing was sent\n  presented: {presented}"
@@ -161,7 +169,7 @@ impl Client {
     }
 }
 
-fn describe_certificate_error(err: &rustls::CertificateError) -> String {
+pub(crate) fn describe_certificate_error(err: &rustls::CertificateError) -> String {
     use rustls::CertificateError as E;
     match err {
         E::Expired => "it has expired".into(),

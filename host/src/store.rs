@@ -1,8 +1,9 @@
 //! Durable local state in SQLite under the state directory.
 //!
 //! One file, `state.db`, in WAL mode so many fail2pvefw processes (fail2ban
-//! starts one per action) can read while one writes. Opened lazily: a run
-//! that never touches state never opens it.
+//! starts one per action) can read while one writes. It holds the policy's
+//! key-value store (here) and the queue of ban events with the desired and
+//! applied sets (`queue`).
 
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,52 @@ use std::time::Duration;
 pub struct Db {
     conn: Connection,
 }
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS policy_store (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+
+-- Ban and unban events not yet confirmed by PVE, in arrival order.
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    action TEXT NOT NULL CHECK (action IN ('ban', 'unban')),
+    ipset TEXT NOT NULL,
+    entry TEXT NOT NULL,            -- the exact string PVE stores
+    request TEXT NOT NULL,          -- the request as JSON
+    created REAL NOT NULL,          -- Unix seconds
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,  -- 1: PVE refused it for good
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_entry ON events (ipset, entry);
+
+-- What fail2ban wants banned now; `sync` re-adds what PVE lacks.
+CREATE TABLE IF NOT EXISTS desired (
+    ipset TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    request TEXT NOT NULL,
+    jail TEXT,
+    expires INTEGER,                -- Unix seconds; NULL: permanent
+    PRIMARY KEY (ipset, entry)
+) WITHOUT ROWID;
+
+-- What PVE confirmed it holds, as far as we wrote it.
+CREATE TABLE IF NOT EXISTS applied (
+    ipset TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    PRIMARY KEY (ipset, entry)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+";
 
 /// Creates the state directory, private to its owner: it will hold the
 /// policy's data and, later, trust pins.
@@ -31,28 +78,26 @@ impl Db {
             .map_err(|e| format!("cannot open '{}': {e}", path.display()))?;
         conn.busy_timeout(Duration::from_secs(10))
             .and_then(|_| conn.pragma_update(None, "journal_mode", "WAL"))
-            .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
-            .and_then(|_| {
-                conn.execute_batch(
-                    "CREATE TABLE IF NOT EXISTS policy_store (
-                        namespace TEXT NOT NULL,
-                        key TEXT NOT NULL,
-                        value TEXT NOT NULL,
-                        PRIMARY KEY (namespace, key)
-                    ) WITHOUT ROWID;",
-                )
-            })
+            // A ban fail2ban handed us must survive a power cut once we
+            // said "done": every commit reaches the disk.
+            .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
+            .and_then(|_| conn.execute_batch(SCHEMA))
             .map_err(|e| format!("cannot prepare '{}': {e}", path.display()))?;
         Ok(Db { conn })
     }
 
     pub fn in_memory() -> Db {
         let conn = Connection::open_in_memory().expect("in-memory SQLite");
-        conn.execute_batch(
-            "CREATE TABLE policy_store (namespace TEXT, key TEXT, value TEXT, PRIMARY KEY (namespace, key));",
-        )
-        .expect("schema");
+        conn.execute_batch(SCHEMA).expect("schema");
         Db { conn }
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     pub fn get(&self, ns: &str, key: &str) -> rusqlite::Result<Option<String>> {

@@ -5,6 +5,11 @@
 //! compare the SHA-256 of the leaf certificate (what the PVE GUI shows); the
 //! handshake signature is still checked with the leaf's key, or a replayed
 //! public certificate would pass.
+//!
+//! The rule: a certificate is accepted when its fingerprint is one of the
+//! configured `fingerprint` list or of the pins `fail2pvefw trust` stored for
+//! this host, or else when the configured chain check (`ca_file`, or the
+//! system's roots when neither is set) accepts it.
 
 use crate::config::{Trust, format_fingerprint};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -65,30 +70,33 @@ pub fn sha256(der: &[u8]) -> [u8; 32] {
     digest.as_ref().try_into().expect("SHA-256 is 32 bytes")
 }
 
-/// Builds the client TLS configuration for `trust`.
-pub fn client_config(trust: &Trust, seen: &Seen) -> Result<ClientConfig, String> {
-    let provider = provider();
-    let verifier: Arc<dyn ServerCertVerifier> = match trust {
-        Trust::Pins(pins) => Arc::new(PinVerifier {
-            pins: pins.clone(),
-            provider: provider.clone(),
-            seen: seen.clone(),
-        }),
-        Trust::CaFile(path) => {
-            let roots = load_ca_file(path)?;
-            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider.clone(),
-            )
-            .build()
-            .map_err(|e| format!("cannot use ca_file '{}': {e}", path.display()))?;
-            Arc::new(Recording {
-                inner,
-                seen: seen.clone(),
-            })
-        }
-    };
-    let config = ClientConfig::builder_with_provider(provider)
+/// Builds the client TLS configuration for `trust` plus the `stored` pins.
+pub fn client_config(
+    trust: &Trust,
+    stored: &[[u8; 32]],
+    seen: &Seen,
+) -> Result<ClientConfig, String> {
+    let verifier = TrustVerifier::new(trust, stored, seen.clone())?;
+    build(Arc::new(verifier))
+}
+
+/// A configuration for looking at the certificate without trusting it:
+/// every certificate completes the handshake (its signature still checked),
+/// and `seen` holds what the real trust would have said. Only for `trust`,
+/// which sends nothing over the connection.
+pub fn probe_config(trust: &Trust, stored: &[[u8; 32]], seen: &Seen) -> Result<ClientConfig, String> {
+    let judge = TrustVerifier::new(trust, stored, seen.clone()).map_err(|why| {
+        // Still show the certificate, with why nothing vouches for it.
+        (why, seen.clone())
+    });
+    build(Arc::new(Probe {
+        judge,
+        provider: provider(),
+    }))
+}
+
+fn build(verifier: Arc<dyn ServerCertVerifier>) -> Result<ClientConfig, String> {
+    let config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .dangerous()
@@ -115,12 +123,29 @@ fn load_ca_file(path: &std::path::Path) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// Accepts exactly the pinned leaf certificates.
-#[derive(Debug)]
-struct PinVerifier {
-    pins: Vec<[u8; 32]>,
-    provider: Arc<CryptoProvider>,
-    seen: Seen,
+/// The chain check for `trust`: none for pins only.
+fn chain_verifier(
+    trust: &Trust,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Option<Arc<dyn ServerCertVerifier>>, String> {
+    match trust {
+        Trust::Pins(_) => Ok(None),
+        Trust::CaFile(path) => {
+            let roots = load_ca_file(path)?;
+            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| format!("cannot use ca_file '{}': {e}", path.display()))?;
+            Ok(Some(inner))
+        }
+        // On Linux: the PEM bundle Debian's ca-certificates maintains (or
+        // $SSL_CERT_FILE / $SSL_CERT_DIR), checked with webpki; offline.
+        Trust::SystemRoots => rustls_platform_verifier::Verifier::new(provider.clone())
+            .map(|v| Some(Arc::new(v) as Arc<dyn ServerCertVerifier>))
+            .map_err(|e| format!("cannot load the system's root certificates: {e}")),
+    }
 }
 
 /// The error a pin mismatch raises inside rustls; `pve` turns it into words.
@@ -135,73 +160,58 @@ impl std::fmt::Display for PinMismatch {
 
 impl std::error::Error for PinMismatch {}
 
-impl ServerCertVerifier for PinVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        // A pin names one certificate exactly, so host names and issuers do
-        // not matter: PVE's default node certificate is for the node's own
-        // names, which the admin may not use to reach it.
-        let presented = sha256(end_entity);
-        let result = if self.pins.iter().any(|pin| *pin == presented) {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::Other(rustls::OtherError(Arc::new(PinMismatch))),
-            ))
-        };
-        self.seen.record(end_entity, &result);
-        result
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// A standard verifier that also remembers what it saw, for error messages.
+/// Accepts a pinned leaf, else what the chain check accepts (see the module doc).
 #[derive(Debug)]
-struct Recording {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
+struct TrustVerifier {
+    pins: Vec<[u8; 32]>,
+    chain: Option<Arc<dyn ServerCertVerifier>>,
+    provider: Arc<CryptoProvider>,
     seen: Seen,
 }
 
-impl ServerCertVerifier for Recording {
+impl TrustVerifier {
+    fn new(trust: &Trust, stored: &[[u8; 32]], seen: Seen) -> Result<TrustVerifier, String> {
+        let provider = provider();
+        let mut pins = match trust {
+            Trust::Pins(pins) => pins.clone(),
+            _ => Vec::new(),
+        };
+        pins.extend_from_slice(stored);
+        Ok(TrustVerifier {
+            pins,
+            chain: chain_verifier(trust, &provider)?,
+            provider,
+            seen,
+        })
+    }
+
+    fn judge(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // A pin names one certificate exactly, so host names, issuers and
+        // dates do not matter: PVE's default node certificate is for the
+        // node's own names, which the admin may not use to reach it.
+        let presented = sha256(end_entity);
+        if self.pins.contains(&presented) {
+            return Ok(ServerCertVerified::assertion());
+        }
+        match &self.chain {
+            Some(chain) => {
+                chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+            }
+            None => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(PinMismatch))),
+            )),
+        }
+    }
+}
+
+impl ServerCertVerifier for TrustVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -210,9 +220,7 @@ impl ServerCertVerifier for Recording {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let result =
-            self.inner
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        let result = self.judge(end_entity, intermediates, server_name, ocsp, now);
         self.seen.record(end_entity, &result);
         result
     }
@@ -223,7 +231,7 @@ impl ServerCertVerifier for Recording {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        signature12(&self.provider, message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -232,10 +240,121 @@ impl ServerCertVerifier for Recording {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        signature13(&self.provider, message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        schemes(&self.provider)
+    }
+}
+
+/// Lets any certificate finish the handshake, recording the real verdict.
+#[derive(Debug)]
+struct Probe {
+    /// The real trust, or why it could not be built (and where to record).
+    judge: Result<TrustVerifier, (String, Seen)>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Probe {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match &self.judge {
+            Ok(judge) => {
+                let _ = judge.verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+            }
+            Err((why, seen)) => seen.record(end_entity, &Err(rustls::Error::General(why.clone()))),
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        signature12(&self.provider, message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        signature13(&self.provider, message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        schemes(&self.provider)
+    }
+}
+
+// The handshake signature proves the server holds the leaf's key; webpki's
+// verifier does exactly this too, so pins and chains check it alike.
+fn signature12(
+    provider: &CryptoProvider,
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    verify_tls12_signature(message, cert, dss, &provider.signature_verification_algorithms)
+}
+
+fn signature13(
+    provider: &CryptoProvider,
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    verify_tls13_signature(message, cert, dss, &provider.signature_verification_algorithms)
+}
+
+fn schemes(provider: &CryptoProvider) -> Vec<SignatureScheme> {
+    provider.signature_verification_algorithms.supported_schemes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verify(v: &TrustVerifier, der: &[u8]) -> Result<ServerCertVerified, rustls::Error> {
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        v.verify_server_cert(&CertificateDer::from(der), &[], &name, &[], UnixTime::now())
+    }
+
+    #[test]
+    fn stored_pin_adds_to_configured_pins() {
+        let der = b"not really a certificate";
+        let seen = Seen::default();
+        let config_only = TrustVerifier::new(&Trust::Pins(vec![[1; 32]]), &[], seen.clone()).unwrap();
+        assert!(verify(&config_only, der).is_err());
+        assert!(seen.rejection().is_some());
+        let with_stored =
+            TrustVerifier::new(&Trust::Pins(vec![[1; 32]]), &[sha256(der)], seen.clone()).unwrap();
+        assert!(verify(&with_stored, der).is_ok());
+        assert!(seen.rejection().is_none());
+        assert_eq!(seen.fingerprint(), Some(format_fingerprint(&sha256(der))));
+    }
+
+    #[test]
+    fn stored_pin_overrides_a_refusing_ca_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let emu = pve_emulator::Emulator::start(pve_emulator::Options::default());
+        std::fs::write(&ca, emu.ca_pem()).unwrap();
+        let der = b"garbage that no CA signed";
+        let trust = Trust::CaFile(ca);
+        let refusing = TrustVerifier::new(&trust, &[], Seen::default()).unwrap();
+        assert!(verify(&refusing, der).is_err());
+        let pinned = TrustVerifier::new(&trust, &[sha256(der)], Seen::default()).unwrap();
+        assert!(verify(&pinned, der).is_ok());
     }
 }

@@ -27,7 +27,7 @@ fn ban_adds_entry_with_dated_comment_and_unban_removes_it() {
         Some("[2023/11/14 22:13:20] sshd: 3 attempts")
     );
 
-    let r = s.run(&["unban", "203.0.113.7", "-f"]);
+    let r = s.run(&["-f", "unban", "203.0.113.7", "-f"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(s.cidrs().is_empty());
 }
@@ -35,7 +35,7 @@ fn ban_adds_entry_with_dated_comment_and_unban_removes_it() {
 #[test]
 fn comment_without_time_uses_now_and_keeps_percent() {
     let s = Setup::new();
-    let r = s.run(&["ban", "192.0.2.9", "-c", "100% bad\r\nline"]);
+    let r = s.run(&["-f", "ban", "192.0.2.9", "-c", "100% bad\r\nline"]);
     assert_eq!(r.code, 0, "{r:?}");
     let comment = s.emu.entries("fail2ban").unwrap()[0]
         .comment
@@ -164,7 +164,7 @@ fn every_refused_input_exits_2_and_sends_nothing() {
 #[test]
 fn refusal_names_the_input() {
     let s = Setup::new();
-    let r = s.run(&["ban", "010.0.0.1"]);
+    let r = s.run(&["-f", "ban", "010.0.0.1"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("'010.0.0.1'"), "{r:?}");
 }
@@ -172,8 +172,8 @@ fn refusal_names_the_input() {
 #[test]
 fn ban_twice_is_success_and_one_entry() {
     let s = Setup::new();
-    assert_eq!(s.run(&["ban", "198.51.100.1"]).code, 0);
-    let r = s.run(&["ban", "198.51.100.1"]);
+    assert_eq!(s.run(&["-f", "ban", "198.51.100.1"]).code, 0);
+    let r = s.run(&["-f", "ban", "198.51.100.1"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(s.cidrs(), ["198.51.100.1"]);
 }
@@ -181,15 +181,15 @@ fn ban_twice_is_success_and_one_entry() {
 #[test]
 fn unban_of_missing_entry_is_success() {
     let s = Setup::new();
-    let r = s.run(&["unban", "198.51.100.2"]);
+    let r = s.run(&["-f", "unban", "198.51.100.2"]);
     assert_eq!(r.code, 0, "{r:?}");
 }
 
 #[test]
 fn cidr_delete_percent_encodes_the_slash() {
     let s = Setup::new();
-    assert_eq!(s.run(&["ban", "192.168.1.155/24"]).code, 0);
-    assert_eq!(s.run(&["unban", "192.168.1.155/24"]).code, 0);
+    assert_eq!(s.run(&["-f", "ban", "192.168.1.155/24"]).code, 0);
+    assert_eq!(s.run(&["-f", "unban", "192.168.1.155/24"]).code, 0);
     let delete = s
         .emu
         .requests()
@@ -207,7 +207,7 @@ fn other_ipset_with_dash_i() {
     let mut opts = options();
     opts.ipsets = vec![("fail2ban".into(), vec![]), ("blacklist".into(), vec![])];
     let s = Setup::with(opts);
-    assert_eq!(s.run(&["ban", "-i", "blacklist", "192.0.2.1"]).code, 0);
+    assert_eq!(s.run(&["-f", "ban", "-i", "blacklist", "192.0.2.1"]).code, 0);
     assert_eq!(s.emu.entries("blacklist").unwrap().len(), 1);
     assert!(s.cidrs().is_empty());
 }
@@ -230,7 +230,7 @@ fn wrong_token_exits_1_without_printing_the_secret() {
 fn missing_privilege_names_sys_modify_and_the_role() {
     let s = Setup::new();
     s.emu.set_privileges(support::TOKEN_ID, true, false);
-    let r = s.run(&["ban", "203.0.113.7"]);
+    let r = s.run(&["-f", "ban", "203.0.113.7"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
         r.stderr
@@ -243,7 +243,7 @@ fn missing_privilege_names_sys_modify_and_the_role() {
 #[test]
 fn missing_ipset_says_where_to_create_it() {
     let s = Setup::new();
-    let r = s.run(&["ban", "-i", "nosuch", "203.0.113.7"]);
+    let r = s.run(&["-f", "ban", "-i", "nosuch", "203.0.113.7"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("no such IPSet 'nosuch'"), "{r:?}");
     assert!(r.stderr.contains("Datacenter → Firewall → IPSet"), "{r:?}");
@@ -253,7 +253,7 @@ fn missing_ipset_says_where_to_create_it() {
 fn unreachable_pve_names_host_and_port() {
     let s = Setup::new();
     s.emu.pause();
-    let r = s.run(&["ban", "203.0.113.7"]);
+    let r = s.run(&["-f", "ban", "203.0.113.7"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains(&s.emu.host_port()), "{r:?}");
     assert!(r.stderr.contains("cannot connect"), "{r:?}");
@@ -263,7 +263,7 @@ fn unreachable_pve_names_host_and_port() {
 fn lock_timeout_is_reported_as_busy() {
     let s = Setup::new();
     s.emu.fail_next_writes(1, Fault::LockTimeout);
-    let r = s.run(&["ban", "203.0.113.7"]);
+    let r = s.run(&["-f", "ban", "203.0.113.7"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("cfs-lock"), "{r:?}");
 }
@@ -275,7 +275,7 @@ fn pve_400_shows_its_errors_text() {
         1,
         Fault::Status(400, "Parameter verification failed.".into()),
     );
-    let r = s.run(&["ban", "203.0.113.7"]);
+    let r = s.run(&["-f", "ban", "203.0.113.7"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
         r.stderr.contains("400 Parameter verification failed."),
@@ -305,7 +305,7 @@ fn ca_file_trust_works() {
         ca.display(),
         state.display()
     ));
-    let r = s.run(&["ban", "203.0.113.8"]);
+    let r = s.run(&["-f", "ban", "203.0.113.8"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(s.cidrs(), ["203.0.113.8"]);
 }
@@ -342,7 +342,7 @@ fn self_signed_pinned_certificate_is_accepted() {
         tls: Tls::SelfSigned,
         ..options()
     });
-    assert_eq!(s.run(&["ban", "203.0.113.9"]).code, 0);
+    assert_eq!(s.run(&["-f", "ban", "203.0.113.9"]).code, 0);
     assert_eq!(s.cidrs(), ["203.0.113.9"]);
 }
 
@@ -351,7 +351,7 @@ fn config_errors_exit_3() {
     let s = Setup::new();
     let text = std::fs::read_to_string(&s.config).unwrap();
     s.write_config(&format!("{text}\nfingerprnt = \"x\"\n"));
-    let r = s.run(&["ban", "203.0.113.7"]);
+    let r = s.run(&["-f", "ban", "203.0.113.7"]);
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stderr.contains("fingerprnt"), "{r:?}");
 
@@ -380,7 +380,7 @@ fn config_from_environment_variable() {
 #[test]
 fn missing_policy_file_is_a_config_error() {
     let s = Setup::new();
-    let r = s.run(&["--policy", "/nonexistent/x.wasm", "ban", "203.0.113.7"]);
+    let r = s.run(&["--policy", "/nonexistent/x.wasm", "-f", "ban", "203.0.113.7"]);
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stderr.contains("/nonexistent/x.wasm"), "{r:?}");
 }
@@ -402,7 +402,7 @@ fn world_readable_config_warns() {
     use std::os::unix::fs::PermissionsExt;
     let s = Setup::new();
     std::fs::set_permissions(&s.config, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let r = s.run(&["ban", "203.0.113.7"]);
+    let r = s.run(&["-f", "ban", "203.0.113.7"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("chmod 600"), "{r:?}");
 }

@@ -40,6 +40,8 @@ pub struct Pve {
 #[serde(deny_unknown_fields)]
 pub struct State {
     pub dir: Option<PathBuf>,
+    /// This instance's name in the ownership tags of its entries.
+    pub instance: Option<String>,
 }
 
 /// `fingerprint = "AA:…"` or `fingerprint = ["AA:…", "BB:…"]`.

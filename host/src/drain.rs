@@ -1,0 +1,254 @@
+//! Draining the queue into PVE, and `sync`: drain, then reconcile the IPSet
+//! with the desired set.
+//!
+//! PVE serialises every firewall write behind one cluster-wide lock, so the
+//! queue is sent one request at a time, by one process (the holder of the
+//! drain lock), over one keep-alive connection.
+
+use crate::error::Failure;
+use crate::log;
+use crate::queue::{self, Action, DrainLock, Group};
+use crate::session::{Remedy, Session};
+use crate::store::Db;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+/// Events read per pass; the rest follow in the next pass.
+const BATCH: usize = 500;
+/// How long a background drainer keeps retrying an unreachable PVE before it
+/// leaves the events to the next run, `sync` or the timer.
+const BACKGROUND_PATIENCE: Duration = Duration::from_secs(60);
+
+/// What one drain did.
+#[derive(Default)]
+pub struct Report {
+    /// Calls that PVE confirmed.
+    pub sent: usize,
+    /// Events that needed no call (cancelled, or already applied).
+    pub skipped: usize,
+    /// The failure of each event id that was tried and did not succeed.
+    pub failures: HashMap<i64, Failure>,
+    /// Why the last pass stopped early, if it did.
+    pub stopped: Option<Remedy>,
+}
+
+/// Whether events in back-off wait (`Respect`) or are tried now (`Ignore`:
+/// `sync` and `-f`, where someone is waiting for the outcome).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Backoff {
+    Respect,
+    Ignore,
+}
+
+/// Sends what is ready, in order, until the queue is empty or a failure
+/// says to stop. The caller holds the drain lock.
+pub fn pass(session: &mut Session, db: &mut Db, backoff: Backoff, report: &mut Report) -> Result<(), Failure> {
+    loop {
+        let groups = ready(db, backoff)?;
+        if groups.is_empty() {
+            report.stopped = None;
+            return Ok(());
+        }
+        for group in &groups {
+            if let Some(remedy) = send(session, db, group, report)? {
+                report.stopped = Some(remedy);
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn ready(db: &Db, backoff: Backoff) -> Result<Vec<Group>, Failure> {
+    let groups = queue::ready_groups(db, BATCH).map_err(db_failure)?;
+    if backoff == Backoff::Respect {
+        return Ok(groups);
+    }
+    // Ignoring back-off: everything pending is ready.
+    db.conn()
+        .execute("UPDATE events SET next_try = 0 WHERE failed = 0 AND next_try > 0", [])
+        .map_err(db_failure)?;
+    if groups.is_empty() {
+        queue::ready_groups(db, BATCH).map_err(db_failure)
+    } else {
+        Ok(groups)
+    }
+}
+
+/// Sends one group. `Some(remedy)` stops the pass: PVE is down or a person
+/// must act, so the following events would fail the same way.
+fn send(session: &mut Session, db: &mut Db, group: &Group, report: &mut Report) -> Result<Option<Remedy>, Failure> {
+    let applied = queue::is_applied(db, &group.ipset, &group.entry).map_err(db_failure)?;
+    let Some(action) = group.call(applied) else {
+        queue::complete(db, group, applied).map_err(db_failure)?;
+        report.skipped += group.ids.len();
+        return Ok(None);
+    };
+    let answer = match session.apply(action, &group.last.request) {
+        Ok(answer) => answer,
+        Err(trap) => {
+            // A broken policy: keep the events, say why.
+            let text = trap.to_string();
+            queue::postpone(db, group, &text, retry_delay(group)).map_err(db_failure)?;
+            record(report, group, trap);
+            return Ok(Some(Remedy::Fix));
+        }
+    };
+    match answer {
+        Ok(words) => {
+            log::info(&words);
+            queue::complete(db, group, action == Action::Ban).map_err(db_failure)?;
+            report.sent += 1;
+            Ok(None)
+        }
+        Err(reported) => {
+            let text = reported.failure.to_string();
+            match reported.kind {
+                Remedy::Never | Remedy::Rejected => {
+                    log::write(log::Level::Error, "", &format!("{} '{}' dropped from the queue: {text}", action.as_str(), group.entry));
+                    queue::fail(db, group, &text).map_err(db_failure)?;
+                    record(report, group, reported.failure);
+                    Ok(None)
+                }
+                Remedy::Fix | Remedy::Retry => {
+                    queue::postpone(db, group, &text, retry_delay(group)).map_err(db_failure)?;
+                    record(report, group, reported.failure);
+                    Ok(Some(reported.kind))
+                }
+            }
+        }
+    }
+}
+
+fn record(report: &mut Report, group: &Group, failure: Failure) {
+    let text = failure.to_string();
+    let kind = failure.kind;
+    report.failures.insert(group.last.id, failure);
+    for id in &group.ids {
+        report
+            .failures
+            .entry(*id)
+            .or_insert_with(|| Failure::new(kind, text.clone()));
+    }
+}
+
+/// 1 s, 2 s, 4 s … up to 5 minutes between tries of one event.
+fn retry_delay(group: &Group) -> f64 {
+    2f64.powi(group.last.attempts.min(8) as i32).min(300.0)
+}
+
+pub fn db_failure(e: rusqlite::Error) -> Failure {
+    Failure::config(format!("the state database failed: {e}"))
+        .hint("Check that the state directory ([state] dir) is writable and the disk not full.")
+}
+
+/// The background drainer, started by `ban`/`unban` without `-f`: drains,
+/// retries an unreachable PVE for a while, and hands over cleanly: after
+/// releasing the lock it looks once more, since an event committed while it
+/// held the lock did not start a drainer of its own.
+pub fn background(session: &mut Session, db: &mut Db, dir: &Path) -> Result<Report, Failure> {
+    let mut report = Report::default();
+    let started = std::time::Instant::now();
+    loop {
+        let Some(lock) = DrainLock::try_take(dir).map_err(lock_failure)? else {
+            return Ok(report); // another drainer has it, and will see our events
+        };
+        pass(session, db, Backoff::Respect, &mut report)?;
+        drop(lock);
+        let next = next_try_in(db)?;
+        match next {
+            None => return Ok(report),
+            Some(wait) if wait <= 0.0 => continue,
+            Some(wait) => {
+                if started.elapsed() + Duration::from_secs_f64(wait) > BACKGROUND_PATIENCE {
+                    log::warn(&format!(
+                        "PVE still fails; {} event(s) stay queued for the next run, `fail2pvefw sync` or the timer",
+                        queue::stats(db).map(|s| s.pending).unwrap_or(0)
+                    ));
+                    return Ok(report);
+                }
+                std::thread::sleep(Duration::from_secs_f64(wait));
+            }
+        }
+    }
+}
+
+/// Seconds until the earliest pending event may be tried; `None` when the
+/// queue is empty.
+fn next_try_in(db: &Db) -> Result<Option<f64>, Failure> {
+    let next: Option<f64> = db
+        .conn()
+        .query_row("SELECT MIN(next_try) FROM events WHERE failed = 0", [], |row| row.get(0))
+        .map_err(db_failure)?;
+    Ok(next.map(|t| t - queue::now()))
+}
+
+pub fn lock_failure(e: std::io::Error) -> Failure {
+    Failure::config(format!("cannot use the drain lock in the state directory: {e}"))
+        .hint("Check that the state directory ([state] dir) is writable by the user fail2ban runs as.")
+}
+
+/// What `sync` changed in PVE besides draining.
+#[derive(Default, Debug)]
+pub struct Reconciled {
+    pub readded: usize,
+    pub expired_removed: usize,
+    pub entries: usize,
+}
+
+/// Makes the IPSet agree with the desired set: re-adds desired entries PVE
+/// lacks, removes our own entries whose ban has expired. Entries without our
+/// tag, or with another instance's, are never touched.
+pub fn reconcile(session: &mut Session, db: &mut Db, ipset: &str) -> Result<Reconciled, Failure> {
+    let now = queue::now() as i64;
+    let entries = session.entries(ipset)?.map_err(|r| r.failure)?;
+    let present: HashSet<&str> = entries.iter().map(|e| e.cidr.as_str()).collect();
+    let mut done = Reconciled {
+        entries: entries.len(),
+        ..Reconciled::default()
+    };
+
+    for want in queue::desired(db).map_err(db_failure)?.into_iter().filter(|d| d.ipset == ipset) {
+        if want.expires.is_some_and(|t| t <= now) {
+            // The ban is over; fail2ban (or the step below) removes it.
+            queue::forget_desired(db, ipset, &want.entry).map_err(db_failure)?;
+            continue;
+        }
+        if present.contains(want.entry.as_str()) {
+            queue::set_applied(db, ipset, &want.entry, true).map_err(db_failure)?;
+            continue;
+        }
+        if queue::has_pending(db, ipset, &want.entry).map_err(db_failure)? {
+            continue;
+        }
+        let mut req = want.request.clone();
+        req.restored = true;
+        session.apply(Action::Ban, &req)?.map_err(|r| r.failure)?;
+        queue::set_applied(db, ipset, &want.entry, true).map_err(db_failure)?;
+        log::info(&format!("re-added {} to IPSet '{ipset}': PVE had lost it", want.entry));
+        done.readded += 1;
+    }
+
+    for entry in &entries {
+        let Some(owner) = &entry.owner else { continue };
+        let expired = owner.expires.is_some_and(|t| t <= now);
+        if owner.instance != session.instance_name || !expired {
+            continue;
+        }
+        if queue::has_pending(db, ipset, &entry.cidr).map_err(db_failure)? {
+            continue;
+        }
+        let req = queue::Request {
+            ip: entry.cidr.clone(),
+            ipset: ipset.to_string(),
+            jail: owner.jail.clone(),
+            ..queue::Request::default()
+        };
+        session.apply(Action::Unban, &req)?.map_err(|r| r.failure)?;
+        queue::set_applied(db, ipset, &entry.cidr, false).map_err(db_failure)?;
+        queue::forget_desired(db, ipset, &entry.cidr).map_err(db_failure)?;
+        log::info(&format!("removed expired {} from IPSet '{ipset}'", entry.cidr));
+        done.expired_removed += 1;
+    }
+    Ok(done)
+}

@@ -1,0 +1,132 @@
+//! `fail2pvefw status`: the queue, the last error, and the IPSet as PVE
+//! holds it, with the share of `cluster.fw`'s 1 MiB it uses.
+
+use crate::error::Result;
+use crate::queue::Stats;
+use crate::session::Session;
+use serde::Serialize;
+
+/// pmxcfs refuses to write a file over 1 MiB; `cluster.fw` holds the whole
+/// datacenter firewall (options, aliases, every IPSet, rules).
+pub const CLUSTER_FW_LIMIT: u64 = 1024 * 1024;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub instance: String,
+    pub queue: Stats,
+    pub ipset: IpsetReport,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct IpsetReport {
+    pub name: String,
+    /// `None` when PVE could not be read; `error` says why.
+    pub entries: Option<u64>,
+    pub ours: Option<u64>,
+    pub other_instances: Option<u64>,
+    pub not_ours: Option<u64>,
+    /// Bytes this IPSet takes in `cluster.fw`, as PVE writes it.
+    pub estimated_bytes: Option<u64>,
+    pub cluster_fw_limit: u64,
+    pub error: Option<String>,
+}
+
+pub fn gather(session: &mut Session, queue: Stats, ipset: &str) -> Result<Report> {
+    let mut report = IpsetReport {
+        name: ipset.to_string(),
+        cluster_fw_limit: CLUSTER_FW_LIMIT,
+        ..IpsetReport::default()
+    };
+    match session.entries(ipset)? {
+        Ok(entries) => {
+            let mine = |e: &&crate::session::Entry| {
+                e.owner.as_ref().is_some_and(|o| o.instance == session.instance_name)
+            };
+            let ours = entries.iter().filter(mine).count() as u64;
+            let tagged = entries.iter().filter(|e| e.owner.is_some()).count() as u64;
+            report.entries = Some(entries.len() as u64);
+            report.ours = Some(ours);
+            report.other_instances = Some(tagged - ours);
+            report.not_ours = Some(entries.len() as u64 - tagged);
+            report.estimated_bytes = Some(section_bytes(
+                ipset,
+                entries.iter().map(|e| (e.cidr.as_str(), e.comment.as_deref())),
+            ));
+        }
+        Err(reported) => report.error = Some(reported.failure.to_string()),
+    }
+    Ok(Report {
+        instance: session.instance_name.clone(),
+        queue,
+        ipset: report,
+    })
+}
+
+/// The size of `[IPSET name]` in `cluster.fw` as PVE formats it: header,
+/// blank line, `cidr # comment` lines, blank line.
+pub fn section_bytes<'a>(name: &str, entries: impl Iterator<Item = (&'a str, Option<&'a str>)>) -> u64 {
+    let header = format!("[IPSET {name}]\n\n").len() as u64;
+    let lines: u64 = entries
+        .map(|(cidr, comment)| {
+            let comment = comment.filter(|c| !c.trim().is_empty()).map_or(0, |c| 3 + c.len());
+            (cidr.len() + comment + 1) as u64
+        })
+        .sum();
+    header + lines + 1
+}
+
+impl Report {
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the report serialises")
+    }
+
+    pub fn human(&self) -> String {
+        let q = &self.queue;
+        let mut out = vec![format!("instance:      {}", self.instance)];
+        out.push(format!(
+            "queue:         {} pending, {} failed{}",
+            q.pending,
+            q.failed,
+            q.oldest_pending_age_secs
+                .map(|a| format!(", oldest {a:.0} s old"))
+                .unwrap_or_default()
+        ));
+        out.push(format!("desired bans:  {}", q.desired));
+        if let Some(error) = &q.last_error {
+            out.push(format!("last error:    {}", error.lines().next().unwrap_or("")));
+        }
+        let i = &self.ipset;
+        match (i.entries, &i.error) {
+            (Some(n), _) => {
+                out.push(format!(
+                    "IPSet '{}':  {n} entries: {} ours, {} of other instances, {} not from fail2pvefw",
+                    i.name,
+                    i.ours.unwrap_or(0),
+                    i.other_instances.unwrap_or(0),
+                    i.not_ours.unwrap_or(0)
+                ));
+                let bytes = i.estimated_bytes.unwrap_or(0);
+                out.push(format!(
+                    "cluster.fw:    ~{bytes} bytes for this IPSet, {:.1}% of the {} byte limit",
+                    bytes as f64 * 100.0 / i.cluster_fw_limit as f64,
+                    i.cluster_fw_limit
+                ));
+            }
+            (None, Some(error)) => out.push(format!("IPSet '{}':  unreadable: {}", i.name, error.lines().next().unwrap_or(""))),
+            (None, None) => {}
+        }
+        out.join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::section_bytes;
+
+    #[test]
+    fn section_size_matches_pve_layout() {
+        // "[IPSET f2b]\n\n" + "1.2.3.4 # x\n" + "10.0.0.0/8\n" + "\n"
+        let n = section_bytes("f2b", [("1.2.3.4", Some("x")), ("10.0.0.0/8", None)].into_iter());
+        assert_eq!(n, 13 + 12 + 11 + 1);
+    }
+}
