@@ -19,6 +19,12 @@ pub fn run(cli: Cli) -> Result<String> {
         1 => log::Level::Info,
         _ => log::Level::Debug,
     });
+    // These need no configuration file, token or PVE.
+    match cli.command {
+        Command::Sandbox(args) => return crate::sandbox::run(args, cli.policy),
+        Command::Policy(args) => return crate::policy_check::run(args),
+        _ => {}
+    }
     let mut config = Config::load(&cli.config)?;
     for warning in &config.warnings {
         log::warn(warning);
@@ -37,6 +43,7 @@ pub fn run(cli: Cli) -> Result<String> {
         config,
         source,
         foreground: cli.foreground,
+        queue_only: cli.queue_only,
     };
     match cli.command {
         Command::Ban(target) => app.submit(&target, Action::Ban),
@@ -47,7 +54,9 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Status(status) => app.status(&status),
         Command::Flush(flush) => app.flush(&flush),
         Command::Drain => app.drain(),
-        Command::Trust(_) => unreachable!("handled above"),
+        Command::Trust(_) | Command::Sandbox(_) | Command::Policy(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 
@@ -55,6 +64,8 @@ struct App {
     config: Config,
     source: Source,
     foreground: bool,
+    /// Commit events and leave sending to `sync` or the timer.
+    queue_only: bool,
 }
 
 impl App {
@@ -91,7 +102,7 @@ impl App {
         let mut db = self.db()?;
         let id = queue::enqueue(&mut db, action, &entry, &req).map_err(db_failure)?;
         log::debug(&format!("queued {verb} of '{entry}' (event {id})"));
-        if !self.foreground {
+        if !self.foreground || self.queue_only {
             self.start_background_drainer()?;
             return Ok(String::new());
         }
@@ -142,11 +153,17 @@ impl App {
         }
     }
 
-    /// Starts `fail2pvefw drain` detached, unless a drainer already runs
-    /// (it will see the event: it looks again after releasing the lock).
+    /// Starts `fail2pvefw drain` detached, unless a drainer is alive (it
+    /// will see the event: it looks again after releasing its lock).
     fn start_background_drainer(&self) -> Result<()> {
         let dir = &self.config.state_dir;
-        if DrainLock::try_take(dir).map_err(lock_failure)?.is_none() {
+        if self.queue_only {
+            return Ok(());
+        }
+        if DrainLock::try_take_named(dir, queue::DRAINER)
+            .map_err(lock_failure)?
+            .is_none()
+        {
             return Ok(());
         }
         let exe = std::env::current_exe()

@@ -46,6 +46,12 @@ pub struct Cli {
     #[arg(short = 'm', long, global = true)]
     pub manual: bool,
 
+    /// Only commit ban and unban events; leave sending to sync or the timer
+    ///
+    /// For setups where only the periodic `fail2pvefw sync` may talk to PVE.
+    #[arg(long, global = true)]
+    pub queue_only: bool,
+
     /// Run this policy module instead of the built-in one
     ///
     /// A WebAssembly component for the world in wit/policy.wit, built for
@@ -102,6 +108,16 @@ pub enum Command {
     /// Drain the queue in the background (started by ban and unban)
     #[command(hide = true)]
     Drain,
+    /// Try a policy on an in-memory IPSet: no PVE, no config, no token
+    ///
+    /// Runs ban, unban, start or check with the policy (the built-in one, or
+    /// --policy FILE.wasm) against an IPSet held in memory, then prints each
+    /// PVE call the policy made and the IPSet afterwards. Touches no network
+    /// and no state; the configuration file is not read.
+    /// Example: fail2pvefw sandbox ban 203.0.113.7
+    Sandbox(crate::sandbox::SandboxArgs),
+    /// Work with policy modules: `policy check FILE.wasm`
+    Policy(crate::policy_check::PolicyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -277,7 +293,10 @@ mod tests {
     #[test]
     fn trust_and_manual_parse() {
         let cli = parse(&["trust", "--yes", "--config", "/x.toml"]);
-        assert!(matches!(cli.command, Command::Trust(TrustArgs { yes: true })));
+        assert!(matches!(
+            cli.command,
+            Command::Trust(TrustArgs { yes: true })
+        ));
         let cli = parse(&["-m", "ban", "192.0.2.1"]);
         assert!(cli.manual);
     }

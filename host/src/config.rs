@@ -4,7 +4,10 @@
 //! Loaded from `--config`, else `$FAIL2PVEFW_CONFIG`, else
 //! `/etc/fail2pvefw/config.toml` (clap resolves the first two).
 
+mod rules;
 mod toml;
+
+pub use rules::{Limits, Rules, check_network};
 
 use crate::error::{Failure, Result};
 use std::fmt;
@@ -34,6 +37,10 @@ pub struct Config {
     pub policy: Option<PathBuf>,
     /// Things worth telling the admin that do not stop the run.
     pub warnings: Vec<String>,
+    /// `[limits]`: fuel and memory of each policy call.
+    pub limits: Limits,
+    /// `[rules]` and `[policy_settings]`: what the policy is told and granted.
+    pub rules: Rules,
 }
 
 /// How to reach and authenticate to the PVE cluster.
@@ -216,9 +223,9 @@ impl Config {
     /// Reads and checks the file at `path`.
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Failure::config(format!("cannot read config '{}': {e}", path.display())).hint(format!(
-                "Create it (see the README's Configuration section), or pass --config FILE or set FAIL2PVEFW_CONFIG."
-            ))
+            Failure::config(format!("cannot read config '{}': {e}", path.display())).hint(
+                "Create it (see the README's Configuration section), or pass --config FILE or set FAIL2PVEFW_CONFIG.",
+            )
         })?;
         let file = toml::parse(&text)
             .map_err(|e| Failure::config(format!("config '{}': {e}", path.display())))?;
@@ -316,6 +323,8 @@ impl Config {
             state_dir,
             instance,
             policy: file.policy.map(|p| relative_to(path, &p)),
+            limits: rules::limits(file.limits).map_err(bad)?,
+            rules: rules::rules(file.rules, file.policy_settings).map_err(bad)?,
             warnings,
         })
     }

@@ -142,33 +142,38 @@ pub fn db_failure(e: rusqlite::Error) -> Failure {
         .hint("Check that the state directory ([state] dir) is writable and the disk not full.")
 }
 
-/// The background drainer, started by `ban`/`unban` without `-f`: drains,
-/// retries an unreachable PVE for a while, and hands over cleanly: after
-/// releasing the lock it looks once more, since an event committed while it
-/// held the lock did not start a drainer of its own.
+/// The background drainer, started by `ban`/`unban` without `-f`. It holds
+/// `drainer.lock` for its whole life, sends whenever it gets the sending
+/// lock, retries an unreachable PVE for a while, and hands over cleanly:
+/// after releasing its lock it looks once more, since an event committed
+/// while it held the lock did not start a drainer of its own.
 pub fn background(session: &mut Session, db: &mut Db, dir: &Path) -> Result<Report, Failure> {
     let mut report = Report::default();
     let started = std::time::Instant::now();
     loop {
-        let Some(lock) = DrainLock::try_take(dir).map_err(lock_failure)? else {
-            return Ok(report); // another drainer has it, and will see our events
+        let Some(alive) = DrainLock::try_take_named(dir, queue::DRAINER).map_err(lock_failure)? else {
+            return Ok(report); // another drainer lives, and will see our events
         };
-        pass(session, db, Backoff::Respect, &mut report)?;
-        drop(lock);
-        let next = next_try_in(db)?;
-        match next {
-            None => return Ok(report),
-            Some(wait) if wait <= 0.0 => continue,
-            Some(wait) => {
-                if started.elapsed() + Duration::from_secs_f64(wait) > BACKGROUND_PATIENCE {
-                    log::warn(&format!(
-                        "PVE still fails; {} event(s) stay queued for the next run, `fail2pvefw sync` or the timer",
-                        queue::stats(db).map(|s| s.pending).unwrap_or(0)
-                    ));
-                    return Ok(report);
-                }
-                std::thread::sleep(Duration::from_secs_f64(wait));
+        loop {
+            if let Some(sending) = DrainLock::try_take(dir).map_err(lock_failure)? {
+                pass(session, db, Backoff::Respect, &mut report)?;
+                drop(sending);
             }
+            let Some(wait) = next_try_in(db)? else { break };
+            if started.elapsed() + Duration::from_secs_f64(wait.max(0.0)) > BACKGROUND_PATIENCE {
+                log::warn(&format!(
+                    "PVE still fails; {} event(s) stay queued for the next run, `fail2pvefw sync` or the timer",
+                    queue::stats(db).map(|s| s.pending).unwrap_or(0)
+                ));
+                return Ok(report);
+            }
+            // Sleep until the next try, or until a `-f` or `sync` that held
+            // the sending lock is done: never busy-wait.
+            std::thread::sleep(Duration::from_secs_f64(wait.clamp(0.05, 1.0)));
+        }
+        drop(alive);
+        if next_try_in(db)?.is_none_or(|wait| wait > 0.0) {
+            return Ok(report);
         }
     }
 }

@@ -6,6 +6,7 @@
 //! reported with the policy's name and the call it was in.
 
 use crate::capabilities::{self, HostState};
+use crate::config::Limits;
 use crate::error::{Failure, Result};
 use crate::log;
 use std::borrow::Cow;
@@ -63,6 +64,7 @@ pub struct Runtime {
     component: Component,
     linker: Linker<HostState>,
     source: Source,
+    limits: Limits,
 }
 
 impl Runtime {
@@ -93,7 +95,14 @@ impl Runtime {
             component,
             linker,
             source,
+            limits: Limits::default(),
         })
+    }
+
+    /// Fuel and memory of each call, from `[limits]`.
+    pub fn with_limits(mut self, limits: Limits) -> Runtime {
+        self.limits = limits;
+        self
     }
 
     pub fn source(&self) -> &Source {
@@ -101,12 +110,13 @@ impl Runtime {
     }
 
     /// A fresh sandbox with `state` as its capabilities.
-    pub fn instantiate(&self, state: HostState) -> Result<Instance> {
+    pub fn instantiate(&self, mut state: HostState) -> Result<Instance> {
+        state.limits = limits(self.limits.memory);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         // Instantiation runs the component's start code, on the same budget.
         store
-            .set_fuel(DEFAULT_FUEL)
+            .set_fuel(self.limits.fuel)
             .expect("fuel is enabled in the engine config");
         let policy = bindings::Policy::instantiate(&mut store, &self.component, &self.linker)
             .map_err(|e| {
@@ -117,6 +127,7 @@ impl Runtime {
             store,
             policy,
             name: self.source.describe(),
+            limits: self.limits,
         })
     }
 }
@@ -138,41 +149,74 @@ pub struct Instance {
     store: Store<HostState>,
     policy: bindings::Policy,
     name: String,
+    limits: Limits,
 }
 
 type Outcome<T> = std::result::Result<T, PolicyError>;
 
 impl Instance {
+    /// The entry PVE will store. An answer that cannot be an entry (too
+    /// long, spaces, control characters) is the policy's fault, not the input's.
     pub fn validate(&mut self, req: &BanRequest) -> Result<Outcome<String>> {
-        self.call("validate", |p, s| {
+        self.grant_ipset(&req.ipset);
+        let outcome = self.call("validate", |p, s| {
             p.fail2pvefw_policy_action().call_validate(s, req)
-        })
+        })?;
+        if let Ok(entry) = &outcome
+            && !plausible_entry(entry)
+        {
+            return Err(self.nonsense("validate", entry));
+        }
+        Ok(tidy(outcome))
     }
 
     pub fn ban(&mut self, req: &BanRequest) -> Result<Outcome<String>> {
-        self.call("ban", |p, s| p.fail2pvefw_policy_action().call_ban(s, req))
+        self.grant_ipset(&req.ipset);
+        let outcome = self.call("ban", |p, s| p.fail2pvefw_policy_action().call_ban(s, req))?;
+        Ok(tidy(outcome))
     }
 
     pub fn unban(&mut self, req: &BanRequest) -> Result<Outcome<String>> {
-        self.call("unban", |p, s| {
+        self.grant_ipset(&req.ipset);
+        let outcome = self.call("unban", |p, s| {
             p.fail2pvefw_policy_action().call_unban(s, req)
-        })
+        })?;
+        Ok(tidy(outcome))
     }
 
     pub fn start(&mut self, ipset: &str) -> Result<Outcome<String>> {
-        self.call("start", |p, s| {
+        self.grant_ipset(ipset);
+        let outcome = self.call("start", |p, s| {
             p.fail2pvefw_policy_action().call_start(s, ipset)
-        })
+        })?;
+        Ok(tidy(outcome))
     }
 
     pub fn check(&mut self, ipset: &str) -> Result<Outcome<String>> {
-        self.call("check", |p, s| {
+        self.grant_ipset(ipset);
+        let outcome = self.call("check", |p, s| {
             p.fail2pvefw_policy_action().call_check(s, ipset)
-        })
+        })?;
+        Ok(tidy(outcome))
     }
 
     pub fn entries(&mut self, ipset: &str) -> Result<Outcome<Vec<bindings::exports::fail2pvefw::policy::action::Entry>>> {
+        self.grant_ipset(ipset);
         self.call("entries", |p, s| p.fail2pvefw_policy_action().call_entries(s, ipset))
+    }
+
+    /// The IPSet the admin named for this call (config or `-i`) is granted.
+    fn grant_ipset(&mut self, ipset: &str) {
+        self.store.data_mut().pve.grant.allow_ipset(ipset);
+    }
+
+    fn nonsense(&self, what: &str, answer: &str) -> Failure {
+        let shown: String = crate::log::sanitize(answer).chars().take(80).collect();
+        Failure::config(format!(
+            "{} failed in '{what}': it answered '{shown}', which is not an IPSet entry",
+            self.name
+        ))
+        .hint("The policy module is broken; nothing was sent to PVE for this event.")
     }
 
     pub fn state(&self) -> &HostState {
@@ -189,7 +233,7 @@ impl Instance {
         f: impl FnOnce(&bindings::Policy, &mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T> {
         self.store
-            .set_fuel(DEFAULT_FUEL)
+            .set_fuel(self.limits.fuel)
             .expect("fuel is enabled in the engine config");
         let result = f(&self.policy, &mut self.store);
         let output = self.store.data().take_output();
@@ -204,18 +248,67 @@ impl Instance {
     fn trap_failure(&self, what: &str, trap: wasmtime::Error, output: &str) -> Failure {
         let why = match trap.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::OutOfFuel) => {
+                let fuel = self.limits.fuel;
                 format!(
-                    "it ran out of fuel ({DEFAULT_FUEL} units, about a second): a loop that does not end?"
+                    "it ran out of fuel ({fuel} units, [limits] fuel; {DEFAULT_FUEL} is about a second): a loop that does not end?"
                 )
             }
             Some(wasmtime::Trap::UnreachableCodeReached) if !output.trim().is_empty() => {
-                format!("it panicked: {}", output.trim())
+                let said: String = output.trim().chars().take(500).collect();
+                format!("it panicked: {said}")
             }
-            _ => format!("{trap:#}"),
+            _ => trap_reason(&trap, self.limits.memory),
         };
         Failure::config(format!("{} failed in '{what}': {why}", self.name)).hint(
             "The policy module is broken or over its limits; nothing more was done for this event.",
         )
+    }
+}
+
+/// Words for a trap that is not fuel or a panic: the memory cap, a WASI
+/// function the host does not grant, or wasmtime's own words.
+fn trap_reason(trap: &wasmtime::Error, memory: usize) -> String {
+    let text = format!("{trap:#}");
+    if text.contains("forcing trap when growing memory") {
+        return format!(
+            "it tried to use more than its {} MiB of memory ([limits] memory_mib)",
+            memory >> 20
+        );
+    }
+    if let Some(start) = text.find("unknown import: `") {
+        let name = text[start + 17..].split('`').next().unwrap_or_default();
+        return format!(
+            "it called '{name}', which the host does not grant (policies get no files, sockets, clocks or environment)"
+        );
+    }
+    crate::log::sanitize(&text).chars().take(1000).collect()
+}
+
+/// An entry is an address with an optional prefix (or, for a custom policy,
+/// an alias name): short, no spaces, no control characters. Anything else
+/// did not come from a working policy.
+fn plausible_entry(entry: &str) -> bool {
+    !entry.is_empty()
+        && entry.len() <= 64
+        && entry
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".:/_-!".contains(c))
+}
+
+/// The policy's words go to fail2ban's log and the terminal: one line, cut
+/// to a sane length, whatever the policy returned.
+fn tidy(outcome: Outcome<String>) -> Outcome<String> {
+    let clean = |text: String| -> String { crate::log::sanitize(&text).chars().take(2000).collect() };
+    match outcome {
+        Ok(text) => Ok(clean(text)),
+        Err(PolicyError::InvalidInput(m)) => Err(PolicyError::InvalidInput(clean(m))),
+        Err(PolicyError::Denied(m)) => Err(PolicyError::Denied(clean(m))),
+        Err(PolicyError::Unreachable(m)) => Err(PolicyError::Unreachable(clean(m))),
+        Err(PolicyError::Busy(m)) => Err(PolicyError::Busy(clean(m))),
+        Err(PolicyError::Refused(r)) => Err(PolicyError::Refused(Refusal {
+            status: r.status,
+            message: clean(r.message),
+        })),
     }
 }
 

@@ -45,7 +45,13 @@ pub enum Outcome {
 impl Client {
     pub fn new(pve: &config::Pve) -> Result<Client, Failure> {
         let seen = Seen::default();
-        let tls = tls::client_config(&pve.trust, &pve.stored_pins, &seen).map_err(Failure::config)?;
+        let tls = tls::client_config(&pve.trust, &pve.stored_pins, &seen).map_err(|e| {
+            let failure = Failure::config(e);
+            match pve.trust {
+                Trust::SystemRoots => failure.hint("Without [pve] fingerprint or ca_file, the system's root CAs decide: install Debian's ca-certificates package, or set [pve] ca_file to a copy of /etc/pve/pve-root-ca.pem."),
+                _ => failure,
+            }
+        })?;
         let http = reqwest::blocking::Client::builder()
             .tls_backend_preconfigured(tls)
             .no_proxy()

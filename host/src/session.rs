@@ -1,10 +1,9 @@
 //! One loaded policy with its capabilities, for one process: the calls the
 //! commands make, and the words and remedies for what the policy reports.
 
-use crate::capabilities::{self, HostState};
 use crate::config::Config;
 use crate::error::{Failure, Result};
-use crate::policy::{self, BanRequest, Instance, PolicyError, Refusal, Runtime, Source};
+use crate::policy::{BanRequest, Instance, PolicyError, Refusal, Source};
 use crate::queue::{Action, Request};
 
 pub use crate::policy::bindings::exports::fail2pvefw::policy::action::Entry;
@@ -43,18 +42,8 @@ pub struct Session {
 
 impl Session {
     pub fn open(config: &Config, source: Source) -> Result<Session> {
-        let cache = config.state_dir.join("cache");
-        let runtime = Runtime::load(source.clone(), Some(&cache))?;
-        let state = HostState::new(
-            capabilities::pve::Pve::new(config.pve.clone()),
-            capabilities::store::Store::new(Some(config.state_dir.clone()), source.namespace()),
-            capabilities::log::Log {
-                source: source.describe(),
-            },
-            policy::limits(policy::DEFAULT_MEMORY),
-        );
         Ok(Session {
-            instance: runtime.instantiate(state)?,
+            instance: crate::plugin::instantiate(config, &source)?,
             config_path: config.path.clone(),
             token_id: config.pve.token.id.clone(),
             default_ipset: config.ipset.clone(),

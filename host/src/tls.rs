@@ -84,7 +84,11 @@ pub fn client_config(
 /// every certificate completes the handshake (its signature still checked),
 /// and `seen` holds what the real trust would have said. Only for `trust`,
 /// which sends nothing over the connection.
-pub fn probe_config(trust: &Trust, stored: &[[u8; 32]], seen: &Seen) -> Result<ClientConfig, String> {
+pub fn probe_config(
+    trust: &Trust,
+    stored: &[[u8; 32]],
+    seen: &Seen,
+) -> Result<ClientConfig, String> {
     let judge = TrustVerifier::new(trust, stored, seen.clone()).map_err(|why| {
         // Still show the certificate, with why nothing vouches for it.
         (why, seen.clone())
@@ -305,7 +309,12 @@ fn signature12(
     cert: &CertificateDer<'_>,
     dss: &DigitallySignedStruct,
 ) -> Result<HandshakeSignatureValid, rustls::Error> {
-    verify_tls12_signature(message, cert, dss, &provider.signature_verification_algorithms)
+    verify_tls12_signature(
+        message,
+        cert,
+        dss,
+        &provider.signature_verification_algorithms,
+    )
 }
 
 fn signature13(
@@ -314,11 +323,18 @@ fn signature13(
     cert: &CertificateDer<'_>,
     dss: &DigitallySignedStruct,
 ) -> Result<HandshakeSignatureValid, rustls::Error> {
-    verify_tls13_signature(message, cert, dss, &provider.signature_verification_algorithms)
+    verify_tls13_signature(
+        message,
+        cert,
+        dss,
+        &provider.signature_verification_algorithms,
+    )
 }
 
 fn schemes(provider: &CryptoProvider) -> Vec<SignatureScheme> {
-    provider.signature_verification_algorithms.supported_schemes()
+    provider
+        .signature_verification_algorithms
+        .supported_schemes()
 }
 
 #[cfg(test)]
@@ -334,7 +350,8 @@ mod tests {
     fn stored_pin_adds_to_configured_pins() {
         let der = b"not really a certificate";
         let seen = Seen::default();
-        let config_only = TrustVerifier::new(&Trust::Pins(vec![[1; 32]]), &[], seen.clone()).unwrap();
+        let config_only =
+            TrustVerifier::new(&Trust::Pins(vec![[1; 32]]), &[], seen.clone()).unwrap();
         assert!(verify(&config_only, der).is_err());
         assert!(seen.rejection().is_some());
         let with_stored =

@@ -8,7 +8,9 @@
 //! configured trust (see `tls`). The old script kept them in /var/run and
 //! lost them at every reboot; this file stays.
 
-use crate::config::{Config, DEFAULT_PATH, HostPort, Pve, Trust, format_fingerprint, parse_fingerprint};
+use crate::config::{
+    Config, DEFAULT_PATH, HostPort, Pve, Trust, format_fingerprint, parse_fingerprint,
+};
 use crate::error::{Failure, Result};
 use crate::tls::{self, Seen};
 use std::io::{BufRead, IsTerminal, Write};
@@ -45,9 +47,8 @@ pub fn load_pins(state_dir: &Path, endpoint: &HostPort) -> Result<Vec<[u8; 32]>>
     };
     refuse_if_writable_by_others(&path)?;
     parse_pins(&text, endpoint).map_err(|(line, why)| {
-        Failure::config(format!("'{}' line {line}: {why}", path.display())).hint(
-            "Fix or delete that line; `fail2pvefw trust` writes a correct one.",
-        )
+        Failure::config(format!("'{}' line {line}: {why}", path.display()))
+            .hint("Fix or delete that line; `fail2pvefw trust` writes a correct one.")
     })
 }
 
@@ -168,9 +169,9 @@ pub fn probe(pve: &Pve) -> Result<Presented> {
     let config = tls::probe_config(&pve.trust, &pve.stored_pins, &seen)
         .map_err(|e| Failure::config(format!("cannot set up TLS: {e}")))?;
     handshake(pve, Arc::new(config))?;
-    let der = seen.certificate().ok_or_else(|| {
-        Failure::pve(format!("PVE at {} presented no certificate", pve.host))
-    })?;
+    let der = seen
+        .certificate()
+        .ok_or_else(|| Failure::pve(format!("PVE at {} presented no certificate", pve.host)))?;
     Ok(Presented {
         fingerprint: tls::sha256(&der),
         der,
@@ -470,7 +471,11 @@ mod tests {
             parse_pins(&text, &endpoint("192.0.2.11:8006")).unwrap(),
             vec![[0xcd; 32]]
         );
-        assert!(parse_pins(&text, &endpoint("192.0.2.12")).unwrap().is_empty());
+        assert!(
+            parse_pins(&text, &endpoint("192.0.2.12"))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

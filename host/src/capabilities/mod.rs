@@ -10,6 +10,8 @@
 pub mod clock;
 pub mod log;
 pub mod pve;
+pub mod pve_memory;
+pub mod settings;
 pub mod store;
 
 use crate::policy::bindings::fail2pvefw::policy as wit;
@@ -27,6 +29,7 @@ pub struct HostState {
     pub store: store::Store,
     pub clock: clock::Clock,
     pub log: log::Log,
+    pub settings: settings::Settings,
     pub limits: StoreLimits,
     wasi: WasiCtx,
     table: ResourceTable,
@@ -50,11 +53,18 @@ impl HostState {
             store,
             clock: clock::Clock,
             log,
+            settings: settings::Settings::default(),
             limits,
             wasi,
             table: ResourceTable::new(),
             output,
         }
+    }
+
+    /// With the administrator's settings (none by default).
+    pub fn with_settings(mut self, settings: settings::Settings) -> HostState {
+        self.settings = settings;
+        self
     }
 
     /// What the policy printed (a panic message, say), for the log.
@@ -74,13 +84,14 @@ impl WasiView for HostState {
 
 impl wit::types::Host for HostState {}
 
-/// Links our four capabilities and the small WASI subset above.
+/// Links our five capabilities and the small WASI subset above.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
     wit::types::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)?;
     wit::pve::add_to_linker::<_, HasSelf<pve::Pve>>(linker, |s| &mut s.pve)?;
     wit::store::add_to_linker::<_, HasSelf<store::Store>>(linker, |s| &mut s.store)?;
     wit::clock::add_to_linker::<_, HasSelf<clock::Clock>>(linker, |s| &mut s.clock)?;
     wit::log::add_to_linker::<_, HasSelf<log::Log>>(linker, |s| &mut s.log)?;
+    wit::settings::add_to_linker::<_, HasSelf<settings::Settings>>(linker, |s| &mut s.settings)?;
     add_wasi_subset(linker)
 }
 

@@ -15,6 +15,35 @@ pub struct File {
     pub pve: Pve,
     #[serde(default)]
     pub state: State,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub rules: Rules,
+    /// Free-form values for a custom policy (`settings.get("policy.NAME")`).
+    #[serde(default)]
+    pub policy_settings: std::collections::BTreeMap<String, ::toml::Value>,
+}
+
+/// `[limits]`: the sandbox of each policy call.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Fuel per call (about one wasm instruction each).
+    pub fuel: Option<u64>,
+    /// Memory the policy may grow to, in MiB.
+    pub memory_mib: Option<u64>,
+}
+
+/// `[rules]`: what the default policy refuses or widens, what PVE paths a
+/// policy may use beyond the IPSets.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    #[serde(default)]
+    pub never_ban: Vec<String>,
+    pub ipv6_prefix: Option<u8>,
+    #[serde(default)]
+    pub allow_paths: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,0 +1,156 @@
+//! `fail2pvefw policy check FILE.wasm`: is this a policy the runner can use?
+//! Compiles it, lists what it imports and exports, says which imports the
+//! host grants, and links it against the world as a real run would.
+
+use crate::capabilities::{self, HostState};
+use crate::error::{Failure, Result};
+use crate::policy::bindings;
+use clap::{Args, Subcommand};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use wasmtime::component::{Component, Linker};
+use wasmtime::Engine;
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Check that FILE.wasm is a policy component; list its imports and exports
+    ///
+    /// Needs no configuration. Exit 0 when the runner can use it, 3 when not.
+    Check {
+        #[arg(value_name = "FILE.wasm")]
+        file: PathBuf,
+    },
+}
+
+/// The export every policy must have.
+const ACTION: &str = "fail2pvefw:policy/action";
+
+/// WASI interfaces the host links (see `capabilities::add_wasi_subset`);
+/// other WASI imports link but trap when called.
+const WASI_GRANTED: &[&str] = &[
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:cli/exit",
+    "wasi:cli/environment",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+];
+
+pub fn run(args: PolicyArgs) -> Result<String> {
+    match args.command {
+        PolicyCommand::Check { file } => check(&file),
+    }
+}
+
+fn check(file: &Path) -> Result<String> {
+    let name = format!("policy '{}'", file.display());
+    let bytes = std::fs::read(file).map_err(|e| Failure::config(format!("cannot read {name}: {e}")))?;
+    let mut config = wasmtime::Config::new();
+    config.consume_fuel(true);
+    let engine = Engine::new(&config)
+        .map_err(|e| Failure::config(format!("cannot start the WebAssembly engine: {e:#}")))?;
+    let component = Component::new(&engine, &bytes).map_err(|e| {
+        Failure::config(format!("{name} is not a WebAssembly component: {e:#}")).hint(
+            "Build a policy with `cargo build --target wasm32-wasip2 --release` and wit-bindgen for wit/policy.wit; a core module (wasm32-unknown-unknown) is not enough.",
+        )
+    })?;
+    let ty = component.component_type();
+    let mut out = format!("{name}: {} bytes\nimports:\n", bytes.len());
+    for (import, _) in ty.imports(&engine) {
+        let _ = writeln!(out, "  {import:<40} {}", grant_of(import));
+    }
+    out.push_str("exports:\n");
+    let mut has_action = false;
+    for (export, _) in ty.exports(&engine) {
+        has_action |= unversioned(export) == ACTION;
+        let _ = writeln!(out, "  {export}");
+    }
+    if !has_action {
+        return Err(Failure::config(format!(
+            "{name} does not export '{ACTION}': it is not a fail2pvefw policy\n\n{out}"
+        ))
+        .hint("Implement the `policy` world of wit/policy.wit (wit_bindgen::generate! and export!)."));
+    }
+    link(&engine, &component).map_err(|e| {
+        Failure::config(format!("{name} does not fit the policy world: {e:#}\n\n{out}"))
+            .hint("Rebuild it against this fail2pvefw's wit/policy.wit.")
+    })?;
+    out.push_str("ok: it links against fail2pvefw:policy/policy and can be used with --policy");
+    Ok(out)
+}
+
+/// Links as a real run does and checks the exports' types.
+fn link(engine: &Engine, component: &Component) -> wasmtime::Result<()> {
+    let mut linker: Linker<HostState> = Linker::new(engine);
+    capabilities::add_to_linker(&mut linker)?;
+    linker.define_unknown_imports_as_traps(component)?;
+    let pre = linker.instantiate_pre(component)?;
+    bindings::PolicyPre::new(pre)?;
+    Ok(())
+}
+
+fn grant_of(import: &str) -> &'static str {
+    let bare = unversioned(import);
+    if bare == "fail2pvefw:policy/pve" {
+        "granted: the configured IPSets, GET /version, [rules] allow_paths"
+    } else if bare.starts_with("fail2pvefw:policy/") {
+        "granted"
+    } else if WASI_GRANTED.contains(&bare) {
+        "granted (WASI subset: captured output, empty environment, random)"
+    } else {
+        "NOT granted: links, but traps if called"
+    }
+}
+
+/// `wasi:cli/stdout@0.2.6` → `wasi:cli/stdout`.
+fn unversioned(name: &str) -> &str {
+    name.split('@').next().unwrap_or(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_passes_the_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("default.wasm");
+        std::fs::write(&file, crate::policy::DEFAULT_POLICY).unwrap();
+        let out = check(&file).unwrap();
+        assert!(out.contains("fail2pvefw:policy/settings@0.1.0"), "{out}");
+        assert!(out.contains("fail2pvefw:policy/action@0.1.0"), "{out}");
+        assert!(out.ends_with("can be used with --policy"), "{out}");
+    }
+
+    #[test]
+    fn a_core_module_is_refused_with_how_to_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("core.wasm");
+        std::fs::write(&file, b"\0asm\x01\0\0\0").unwrap();
+        let err = check(&file).unwrap_err();
+        assert_eq!(err.kind, crate::error::Kind::Config);
+        assert!(err.to_string().contains("wasm32-wasip2"), "{err}");
+    }
+
+    #[test]
+    fn wasi_files_are_listed_as_not_granted() {
+        assert!(grant_of("wasi:filesystem/preopens@0.2.6").starts_with("NOT granted"));
+        assert!(grant_of("wasi:cli/stdout@0.2.6").starts_with("granted"));
+    }
+}

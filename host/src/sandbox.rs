@@ -1,0 +1,235 @@
+//! `fail2pvefw sandbox …`: runs a policy against an IPSet in memory and shows
+//! every PVE call it made and the IPSet afterwards. No configuration file,
+//! no token, no network: for policy authors, and as a first command.
+//!
+//! The policy gets the same capabilities as in a real run, with two
+//! backends swapped: `pve` answers from [`MemoryPve`], `store` is in memory.
+//!
+//! Hook for the durable queue's `sync`: a `SandboxCommand::Sync` would call
+//! the policy's `entries` export here and print what the reconciliation would
+//! add or remove, using the same in-memory backend.
+
+use crate::capabilities::pve::{Backend, Grant, Pve};
+use crate::capabilities::pve_memory::MemoryPve;
+use crate::capabilities::settings::Settings;
+use crate::capabilities::{self, HostState};
+use crate::cli::{IpsetOnly, Target};
+use crate::config::{self, Limits, Rules};
+use crate::error::{Failure, Result};
+use crate::policy::{BanRequest, Instance, PolicyError, Runtime, Source};
+use clap::{Args, Subcommand};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Start from the IPSets of this cluster.fw [default: one empty IPSet]
+    ///
+    /// Reads the [IPSET name] sections of a datacenter firewall file
+    /// (/etc/pve/firewall/cluster.fw); other sections are ignored. Without
+    /// it the sandbox holds one empty IPSet, named by -i or `fail2ban`.
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
+
+    /// Write the IPSets afterwards, in cluster.fw form, to FILE
+    ///
+    /// Pass the same file to --seed next time to go on from there.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+
+    /// A network never to ban, as [rules] never_ban (repeatable)
+    #[arg(long = "never-ban", value_name = "NET")]
+    pub never_ban: Vec<String>,
+
+    /// Widen IPv6 bans to this prefix length, as [rules] ipv6_prefix
+    #[arg(long, value_name = "LEN")]
+    pub ipv6_prefix: Option<u8>,
+
+    /// A PVE node's address, which bans must never cover, as [pve] host
+    #[arg(long, value_name = "ADDR")]
+    pub pve_host: Vec<IpAddr>,
+
+    #[command(subcommand)]
+    pub command: SandboxCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Add an address or network to the in-memory IPSet
+    Ban(Target),
+    /// Remove an address or network from the in-memory IPSet
+    Unban(Target),
+    /// Check the in-memory IPSet exists (fail2ban's actionstart)
+    Start(IpsetOnly),
+    /// Check the in-memory IPSet still exists (fail2ban's actioncheck)
+    Check(IpsetOnly),
+}
+
+/// Runs one sandboxed command: prints the calls and the IPSet on stdout,
+/// returns the policy's answer (or its failure, with the usual exit code).
+pub fn run(args: SandboxArgs, policy: Option<PathBuf>) -> Result<String> {
+    let source = policy.map_or(Source::Embedded, Source::File);
+    let ipset = match &args.command {
+        SandboxCommand::Ban(t) | SandboxCommand::Unban(t) => t.ipset.clone(),
+        SandboxCommand::Start(i) | SandboxCommand::Check(i) => i.ipset.clone(),
+    }
+    .unwrap_or_else(|| config::DEFAULT_IPSET.to_string());
+    let memory = seed(args.seed.as_deref(), &ipset)?;
+    let mut instance = instantiate(&source, memory, &args)?;
+    let outcome = call(&mut instance, &args.command, &ipset);
+    let pve = &instance.state().pve;
+    print!("{}", report(&source, pve, &ipset));
+    if let (Some(path), Some(memory)) = (&args.save, pve.memory()) {
+        std::fs::write(path, cluster_fw(memory)).map_err(|e| {
+            Failure::input(format!("cannot write --save '{}': {e}", path.display()))
+        })?;
+    }
+    outcome
+}
+
+fn seed(file: Option<&Path>, ipset: &str) -> Result<MemoryPve> {
+    let Some(file) = file else {
+        return Ok(MemoryPve::with_ipsets([ipset]));
+    };
+    if !file.exists() {
+        // A --seed that does not exist yet is an empty cluster (with --save,
+        // the first run of a series).
+        return Ok(MemoryPve::with_ipsets([ipset]));
+    }
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Failure::input(format!("cannot read --seed '{}': {e}", file.display())))?;
+    Ok(MemoryPve::from_cluster_fw(&text))
+}
+
+fn instantiate(source: &Source, memory: MemoryPve, args: &SandboxArgs) -> Result<Instance> {
+    for net in &args.never_ban {
+        config::check_network(net).map_err(|e| Failure::input(format!("--never-ban: {e}")))?;
+    }
+    let rules = Rules {
+        never_ban: args.never_ban.clone(),
+        ipv6_prefix: args.ipv6_prefix,
+        ..Rules::default()
+    };
+    let limits = Limits::default();
+    // Every IPSet of the sandbox is granted: they are all the user's.
+    let grant = Grant::new(memory.ipset_names(), &[]);
+    let state = HostState::new(
+        Pve::with_backend(Backend::Memory(memory), grant),
+        capabilities::store::Store::new(None, source.namespace()),
+        capabilities::log::Log {
+            source: source.describe(),
+        },
+        crate::policy::limits(limits.memory),
+    )
+    .with_settings(Settings::new(&rules, &args.pve_host));
+    // No cache: the sandbox writes nothing to disk but --save.
+    Runtime::load(source.clone(), None)?
+        .with_limits(limits)
+        .instantiate(state)
+}
+
+fn call(instance: &mut Instance, command: &SandboxCommand, ipset: &str) -> Result<String> {
+    let (what, outcome) = match command {
+        SandboxCommand::Ban(t) => {
+            let req = request(t, ipset);
+            let checked = instance.validate(&req)?;
+            let outcome = match checked {
+                Ok(_) => instance.ban(&req)?,
+                Err(e) => Err(e),
+            };
+            (format!("ban '{}'", t.ip), outcome)
+        }
+        SandboxCommand::Unban(t) => {
+            let req = request(t, ipset);
+            let outcome = match instance.validate(&req)? {
+                Ok(_) => instance.unban(&req)?,
+                Err(e) => Err(e),
+            };
+            (format!("unban '{}'", t.ip), outcome)
+        }
+        SandboxCommand::Start(_) => ("start".to_string(), instance.start(ipset)?),
+        SandboxCommand::Check(_) => ("check".to_string(), instance.check(ipset)?),
+    };
+    outcome.map_err(|e| failure(e).context(what))
+}
+
+fn request(target: &Target, ipset: &str) -> BanRequest {
+    BanRequest {
+        ip: target.ip.clone(),
+        ipset: ipset.to_string(),
+        jail: target.jail.clone(),
+        comment: target.comment.clone(),
+        time: target.time,
+        bantime: target.bantime,
+        failures: target.failures,
+        restored: target.restored.unwrap_or(false),
+        instance: "sandbox".into(),
+    }
+}
+
+/// The exit code a real run would give: 2 bad input, 3 denied, 1 PVE.
+fn failure(error: PolicyError) -> Failure {
+    match error {
+        PolicyError::InvalidInput(m) => Failure::input(m),
+        PolicyError::Denied(m) => Failure::config(format!("the policy was denied: {m}")),
+        PolicyError::Refused(r) => Failure::pve(format!("PVE refused: {} {}", r.status, r.message)),
+        PolicyError::Unreachable(m) => Failure::pve(format!("PVE unreachable: {m}")),
+        PolicyError::Busy(m) => Failure::pve(format!("PVE is busy: {m}")),
+    }
+}
+
+/// The calls and the resulting IPSet, for stdout.
+fn report(source: &Source, pve: &Pve, ipset: &str) -> String {
+    let mut out = format!(
+        "sandbox: {} against an in-memory PVE (nothing is sent anywhere)\n",
+        source.describe()
+    );
+    if pve.calls.is_empty() {
+        out.push_str("PVE calls: none\n");
+    } else {
+        out.push_str("PVE calls:\n");
+        for call in &pve.calls {
+            let _ = writeln!(out, "  {}", crate::log::sanitize(call));
+        }
+    }
+    let entries = pve.memory().and_then(|m| m.entries(ipset));
+    match entries {
+        None => {
+            let _ = writeln!(out, "IPSet '{ipset}': does not exist");
+        }
+        Some(entries) => {
+            let n = entries.len();
+            let _ = writeln!(out, "IPSet '{ipset}' ({n} {}):", plural(n));
+            for (cidr, e) in entries {
+                let _ = writeln!(out, "  {}", line(&cidr, e.nomatch, e.comment.as_deref()));
+            }
+        }
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "entry" } else { "entries" }
+}
+
+fn line(cidr: &str, nomatch: bool, comment: Option<&str>) -> String {
+    let mut line = format!("{}{cidr}", if nomatch { "!" } else { "" });
+    if let Some(c) = comment {
+        let _ = write!(line, " # {c}");
+    }
+    line
+}
+
+/// The IPSets as `cluster.fw` sections, for `--save`.
+fn cluster_fw(memory: &MemoryPve) -> String {
+    let mut out = String::new();
+    for name in memory.ipset_names() {
+        let _ = writeln!(out, "[IPSET {name}]\n");
+        for (cidr, e) in memory.entries(&name).unwrap_or_default() {
+            let _ = writeln!(out, "{}", line(&cidr, e.nomatch, e.comment.as_deref()));
+        }
+        out.push('\n');
+    }
+    out
+}
