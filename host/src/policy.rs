@@ -88,7 +88,7 @@ impl Runtime {
         })?;
         let mut linker = Linker::new(&engine);
         capabilities::add_to_linker(&mut linker)
-            .and_then(|_| linker.define_unknown_imports_as_traps(&component))
+            .and_then(|_| capabilities::traps::define_ungranted_as_traps(&mut linker, &component, &engine))
             .map_err(|e| Failure::config(format!("cannot link {}: {e:#}", source.describe())))?;
         Ok(Runtime {
             engine,
@@ -254,7 +254,16 @@ impl Instance {
                 )
             }
             Some(wasmtime::Trap::UnreachableCodeReached) if !output.trim().is_empty() => {
-                let said: String = output.trim().chars().take(500).collect();
+                // Rust's panic output, on one line, without its backtrace tip.
+                let said: String = output
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with("note: run with"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .chars()
+                    .take(500)
+                    .collect();
                 format!("it panicked: {said}")
             }
             _ => trap_reason(&trap, self.limits.memory),

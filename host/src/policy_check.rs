@@ -2,6 +2,7 @@
 //! Compiles it, lists what it imports and exports, says which imports the
 //! host grants, and links it against the world as a real run would.
 
+use crate::capabilities::traps::{is_granted, unversioned};
 use crate::capabilities::{self, HostState};
 use crate::error::{Failure, Result};
 use crate::policy::bindings;
@@ -31,27 +32,6 @@ pub enum PolicyCommand {
 /// The export every policy must have.
 const ACTION: &str = "fail2pvefw:policy/action";
 
-/// WASI interfaces the host links (see `capabilities::add_wasi_subset`);
-/// other WASI imports link but trap when called.
-const WASI_GRANTED: &[&str] = &[
-    "wasi:io/error",
-    "wasi:io/poll",
-    "wasi:io/streams",
-    "wasi:cli/exit",
-    "wasi:cli/environment",
-    "wasi:cli/stdin",
-    "wasi:cli/stdout",
-    "wasi:cli/stderr",
-    "wasi:cli/terminal-input",
-    "wasi:cli/terminal-output",
-    "wasi:cli/terminal-stdin",
-    "wasi:cli/terminal-stdout",
-    "wasi:cli/terminal-stderr",
-    "wasi:random/random",
-    "wasi:random/insecure",
-    "wasi:random/insecure-seed",
-];
-
 pub fn run(args: PolicyArgs) -> Result<String> {
     match args.command {
         PolicyCommand::Check { file } => check(&file),
@@ -66,7 +46,8 @@ fn check(file: &Path) -> Result<String> {
     let engine = Engine::new(&config)
         .map_err(|e| Failure::config(format!("cannot start the WebAssembly engine: {e:#}")))?;
     let component = Component::new(&engine, &bytes).map_err(|e| {
-        Failure::config(format!("{name} is not a WebAssembly component: {e:#}")).hint(
+        let why = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
+        Failure::config(format!("{name} is not a WebAssembly component: {why}")).hint(
             "Build a policy with `cargo build --target wasm32-wasip2 --release` and wit-bindgen for wit/policy.wit; a core module (wasm32-unknown-unknown) is not enough.",
         )
     })?;
@@ -99,7 +80,7 @@ fn check(file: &Path) -> Result<String> {
 fn link(engine: &Engine, component: &Component) -> wasmtime::Result<()> {
     let mut linker: Linker<HostState> = Linker::new(engine);
     capabilities::add_to_linker(&mut linker)?;
-    linker.define_unknown_imports_as_traps(component)?;
+    capabilities::traps::define_ungranted_as_traps(&mut linker, component, engine)?;
     let pre = linker.instantiate_pre(component)?;
     bindings::PolicyPre::new(pre)?;
     Ok(())
@@ -107,20 +88,15 @@ fn link(engine: &Engine, component: &Component) -> wasmtime::Result<()> {
 
 fn grant_of(import: &str) -> &'static str {
     let bare = unversioned(import);
-    if bare == "fail2pvefw:policy/pve" {
+    if !is_granted(import) {
+        "NOT granted: links, but traps if called"
+    } else if bare == "fail2pvefw:policy/pve" {
         "granted: the configured IPSets, GET /version, [rules] allow_paths"
     } else if bare.starts_with("fail2pvefw:policy/") {
         "granted"
-    } else if WASI_GRANTED.contains(&bare) {
-        "granted (WASI subset: captured output, empty environment, random)"
     } else {
-        "NOT granted: links, but traps if called"
+        "granted (WASI subset: captured output, empty environment, random)"
     }
-}
-
-/// `wasi:cli/stdout@0.2.6` → `wasi:cli/stdout`.
-fn unversioned(name: &str) -> &str {
-    name.split('@').next().unwrap_or(name)
 }
 
 #[cfg(test)]

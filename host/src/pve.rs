@@ -45,13 +45,8 @@ pub enum Outcome {
 impl Client {
     pub fn new(pve: &config::Pve) -> Result<Client, Failure> {
         let seen = Seen::default();
-        let tls = tls::client_config(&pve.trust, &pve.stored_pins, &seen).map_err(|e| {
-            let failure = Failure::config(e);
-            match pve.trust {
-                Trust::SystemRoots => failure.hint("Without [pve] fingerprint or ca_file, the system's root CAs decide: install Debian's ca-certificates package, or set [pve] ca_file to a copy of /etc/pve/pve-root-ca.pem."),
-                _ => failure,
-            }
-        })?;
+        let tls =
+            tls::client_config(&pve.trust, &pve.stored_pins, &seen).map_err(Failure::config)?;
         let http = reqwest::blocking::Client::builder()
             .tls_backend_preconfigured(tls)
             .no_proxy()
@@ -169,6 +164,11 @@ impl Client {
                     "the certificate of {at} is not trusted: {why}; nothing was sent\n  presented: {presented}"
                 ))
                 .hint(hint)
+            }
+            // Only the system roots fail this way (see `tls::Chain`).
+            rustls::Error::General(why) if self.trust == Trust::SystemRoots => {
+                Failure::config(format!("{why}; nothing was sent to {at}"))
+                    .hint(format!("Without [pve] fingerprint or ca_file, the system's root CAs decide: install Debian's ca-certificates package, set [pve] ca_file to a copy of /etc/pve/pve-root-ca.pem, or review and trust the certificate with:\n  {TRUST_COMMAND}"))
             }
             other => Failure::pve(format!("TLS with {at} failed: {other}; nothing was sent")),
         }

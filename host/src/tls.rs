@@ -89,10 +89,7 @@ pub fn probe_config(
     stored: &[[u8; 32]],
     seen: &Seen,
 ) -> Result<ClientConfig, String> {
-    let judge = TrustVerifier::new(trust, stored, seen.clone()).map_err(|why| {
-        // Still show the certificate, with why nothing vouches for it.
-        (why, seen.clone())
-    });
+    let judge = TrustVerifier::new(trust, stored, seen.clone())?;
     build(Arc::new(Probe {
         judge,
         provider: provider(),
@@ -127,13 +124,20 @@ fn load_ca_file(path: &std::path::Path) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// The chain check for `trust`: none for pins only.
-fn chain_verifier(
-    trust: &Trust,
-    provider: &Arc<CryptoProvider>,
-) -> Result<Option<Arc<dyn ServerCertVerifier>>, String> {
+/// The chain check besides the pins.
+#[derive(Debug)]
+enum Chain {
+    /// Pins only.
+    None,
+    Verifier(Arc<dyn ServerCertVerifier>),
+    /// The system's roots could not be loaded: refused in the handshake,
+    /// so that stored pins still work on a machine without a CA bundle.
+    Unavailable(String),
+}
+
+fn chain_verifier(trust: &Trust, provider: &Arc<CryptoProvider>) -> Result<Chain, String> {
     match trust {
-        Trust::Pins(_) => Ok(None),
+        Trust::Pins(_) => Ok(Chain::None),
         Trust::CaFile(path) => {
             let roots = load_ca_file(path)?;
             let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
@@ -142,13 +146,18 @@ fn chain_verifier(
             )
             .build()
             .map_err(|e| format!("cannot use ca_file '{}': {e}", path.display()))?;
-            Ok(Some(inner))
+            Ok(Chain::Verifier(inner))
         }
         // On Linux: the PEM bundle Debian's ca-certificates maintains (or
         // $SSL_CERT_FILE / $SSL_CERT_DIR), checked with webpki; offline.
-        Trust::SystemRoots => rustls_platform_verifier::Verifier::new(provider.clone())
-            .map(|v| Some(Arc::new(v) as Arc<dyn ServerCertVerifier>))
-            .map_err(|e| format!("cannot load the system's root certificates: {e}")),
+        Trust::SystemRoots => Ok(
+            match rustls_platform_verifier::Verifier::new(provider.clone()) {
+                Ok(verifier) => Chain::Verifier(Arc::new(verifier)),
+                Err(e) => {
+                    Chain::Unavailable(format!("cannot load the system's root certificates: {e}"))
+                }
+            },
+        ),
     }
 }
 
@@ -168,7 +177,7 @@ impl std::error::Error for PinMismatch {}
 #[derive(Debug)]
 struct TrustVerifier {
     pins: Vec<[u8; 32]>,
-    chain: Option<Arc<dyn ServerCertVerifier>>,
+    chain: Chain,
     provider: Arc<CryptoProvider>,
     seen: Seen,
 }
@@ -205,10 +214,11 @@ impl TrustVerifier {
             return Ok(ServerCertVerified::assertion());
         }
         match &self.chain {
-            Some(chain) => {
+            Chain::Verifier(chain) => {
                 chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
             }
-            None => Err(rustls::Error::InvalidCertificate(
+            Chain::Unavailable(why) => Err(rustls::Error::General(why.clone())),
+            Chain::None => Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::Other(rustls::OtherError(Arc::new(PinMismatch))),
             )),
         }
@@ -255,8 +265,8 @@ impl ServerCertVerifier for TrustVerifier {
 /// Lets any certificate finish the handshake, recording the real verdict.
 #[derive(Debug)]
 struct Probe {
-    /// The real trust, or why it could not be built (and where to record).
-    judge: Result<TrustVerifier, (String, Seen)>,
+    /// The real trust; it records its verdict.
+    judge: TrustVerifier,
     provider: Arc<CryptoProvider>,
 }
 
@@ -269,12 +279,9 @@ impl ServerCertVerifier for Probe {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match &self.judge {
-            Ok(judge) => {
-                let _ = judge.verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
-            }
-            Err((why, seen)) => seen.record(end_entity, &Err(rustls::Error::General(why.clone()))),
-        }
+        let _ = self
+            .judge
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
         Ok(ServerCertVerified::assertion())
     }
 

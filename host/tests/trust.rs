@@ -89,12 +89,16 @@ fn write_file(s: &Setup, name: &str, text: &str) -> PathBuf {
     path
 }
 
-/// Runs the binary with our config and extra environment, stdin closed.
+/// Runs the binary with our config and extra environment, stdin closed,
+/// and the system's roots where the machine keeps them unless `env` says.
 fn run_env(s: &Setup, args: &[&str], env: &[(&str, &Path)]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_fail2pvefw"))
         .arg("--config")
         .arg(&s.config)
         .args(args)
+        // The system's roots come from these when set: only the test's own.
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
         .envs(env.iter().map(|(k, v)| (*k, *v)))
         .env("TZ", "UTC")
         .env_remove("FAIL2PVEFW_CONFIG")
@@ -371,7 +375,11 @@ fn system_roots_refuse_a_cluster_ca_with_the_unknown_issuer_hint() {
     let unrelated = ca("Some Public Root");
     let bundle = write_file(&s, "roots.pem", &unrelated.pem);
     configure(&s, &s.emu.host_port(), "");
-    let r = run_env(&s, &["-f", "ban", "203.0.113.29"], &[("SSL_CERT_FILE", &bundle)]);
+    let r = run_env(
+        &s,
+        &["-f", "ban", "203.0.113.29"],
+        &[("SSL_CERT_FILE", &bundle)],
+    );
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("unknown issuer"), "{r:?}");
     assert!(r.stderr.contains("ca_file"), "{r:?}");
@@ -381,7 +389,11 @@ fn system_roots_refuse_a_cluster_ca_with_the_unknown_issuer_hint() {
 
     let recorder = Recorder::start();
     configure(&s, &recorder.host_port(), "");
-    let r = run_env(&s, &["-f", "ban", "203.0.113.29"], &[("SSL_CERT_FILE", &bundle)]);
+    let r = run_env(
+        &s,
+        &["-f", "ban", "203.0.113.29"],
+        &[("SSL_CERT_FILE", &bundle)],
+    );
     assert_eq!(r.code, 1, "{r:?}");
     assert_nothing_sent(&recorder);
 }
@@ -402,7 +414,11 @@ fn system_roots_accept_a_certificate_from_a_system_ca() {
     let s = Setup::new();
     let bundle = write_file(&s, "roots.pem", &s.emu.ca_pem());
     configure(&s, &s.emu.host_port(), "");
-    let r = run_env(&s, &["-f", "ban", "203.0.113.31"], &[("SSL_CERT_FILE", &bundle)]);
+    let r = run_env(
+        &s,
+        &["-f", "ban", "203.0.113.31"],
+        &[("SSL_CERT_FILE", &bundle)],
+    );
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(s.cidrs(), ["203.0.113.31"]);
 }
@@ -437,4 +453,22 @@ fn stored_pin_counts_only_for_its_host() {
     let r = run_env(&s, &["-f", "ban", "203.0.113.33"], &[]);
     assert_ne!(r.code, 0, "{r:?}");
     assert_no_request(&s.emu);
+}
+
+#[test]
+fn without_any_system_ca_a_stored_pin_still_works() {
+    let s = Setup::new();
+    let empty = write_file(&s, "empty.pem", "");
+    configure(&s, &s.emu.host_port(), "");
+    let env = [("SSL_CERT_FILE", empty.as_path())];
+    let r = run_env(&s, &["-f", "ban", "203.0.113.34"], &env);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("system's root certificates"), "{r:?}");
+    assert!(r.stderr.contains("ca-certificates"), "{r:?}");
+    assert_no_request(&s.emu);
+    let r = run_env(&s, &["trust", "--yes"], &env);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = run_env(&s, &["-f", "ban", "203.0.113.34"], &env);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(s.cidrs(), ["203.0.113.34"]);
 }

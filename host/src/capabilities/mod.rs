@@ -13,6 +13,7 @@ pub mod pve;
 pub mod pve_memory;
 pub mod settings;
 pub mod store;
+pub mod traps;
 
 use crate::policy::bindings::fail2pvefw::policy as wit;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+/// The real fail2ban, sandboxed (used by tests/fail2ban.rs).
+pub mod fail2ban;
+
 use pve_emulator::{Emulator, Options, Token};
 use std::path::PathBuf;
 use std::process::Command;
