@@ -813,4 +813,28 @@ mod tests {
             "GET /cluster/firewall/ipset/f2b -> PVE unreachable: timed out"
         );
     }
+
+    #[test]
+    fn list_reads_entries_with_comments() {
+        let body = r#"{"data":[{"cidr":"10.0.0.0/8","digest":"x"},{"cidr":"192.0.2.1","comment":"by hand","digest":"x"}]}"#;
+        let mut pve = FakePve::answering(200, "OK", body);
+        let ipset = IpsetName::new("f2b").unwrap();
+        let listed = list(&mut pve, &ipset).unwrap();
+        assert_eq!(
+            listed,
+            [
+                Listed { cidr: "10.0.0.0/8".into(), comment: None },
+                Listed { cidr: "192.0.2.1".into(), comment: Some("by hand".into()) },
+            ]
+        );
+        let call = pve.only_call();
+        assert_eq!((call.method, call.path.as_str()), (Method::Get, "/cluster/firewall/ipset/f2b"));
+    }
+
+    #[test]
+    fn list_of_a_missing_ipset_is_refused() {
+        let mut pve = FakePve::answering(500, "no such IPSet 'f2b'", r#"{"data":null}"#);
+        let ipset = IpsetName::new("f2b").unwrap();
+        assert!(matches!(list(&mut pve, &ipset), Err(Error::Refused { status: 500, .. })));
+    }
 }

@@ -10,17 +10,9 @@ use support::Setup;
 
 fn binary_digest() -> Vec<u8> {
     let bytes = std::fs::read(env!("CARGO_BIN_EXE_fail2pvefw")).unwrap();
-    ring_free_digest(&bytes)
-}
-
-/// FNV-1a over the bytes plus the length: enough to tell two builds apart
-/// without a hashing dependency.
-fn ring_free_digest(bytes: &[u8]) -> Vec<u8> {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    [h.to_be_bytes(), (bytes.len() as u64).to_be_bytes()].concat()
+    ring::digest::digest(&ring::digest::SHA256, &bytes)
+        .as_ref()
+        .to_vec()
 }
 
 #[test]

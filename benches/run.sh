@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# fail2pvefw benchmarks, run by hand (not in CI; nothing here passes or
+# fails). Release builds against the bundled PVE emulator on 127.0.0.1 (real
+# HTTPS) and a sandboxed real fail2ban (its own config copy, socket, pidfile
+# and database in a temp dir; the system's fail2ban is never touched).
+# Prints a Markdown table with each goal beside the figure.
+#
+#   benches/run.sh                  # N=1000 bans through fail2ban, RUNS=30 per timing
+#   N=200 RUNS=10 benches/run.sh    # quicker
+#   SKIP_BUILD=1 benches/run.sh     # use the release binaries as they are
+#   KEEP=1 benches/run.sh           # keep the work dir (logs) afterwards
+#
+# Needs hyperfine, curl, /usr/bin/time (package `time`), fail2ban, python3:
+#   apt-get install -y hyperfine curl time fail2ban
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+N=${N:-1000}
+RUNS=${RUNS:-30}
+
+need() {
+    command -v "$1" >/dev/null || { echo "benches/run.sh: $1 is missing: apt-get install $2" >&2; exit 2; }
+}
+need hyperfine hyperfine
+need curl curl
+need /usr/bin/time time
+need fail2ban-server fail2ban
+need python3 python3
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+    echo "== cargo build --release -p fail2pvefw -p pve-emulator" >&2
+    cargo build --release --quiet -p fail2pvefw -p pve-emulator
+fi
+bin=$root/target/release/fail2pvefw
+emu_bin=$root/target/release/pve-emulator
+
+work=$(mktemp -d /tmp/f2p-bench.XXXXXX)
+emu_pids=()
+f2b_dirs=()
+
+# --- cleanup: only what this script started ---------------------------------
+f2b_pid_if_ours() { # DIR: prints the server's pid if it runs on DIR's socket
+    local pid
+    pid=$(cat "$1/run/f2b.pid" 2>/dev/null) || return 1
+    [ -n "$pid" ] && grep -qF "$1/run/f2b.sock" "/proc/$pid/cmdline" 2>/dev/null || return 1
+    grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null && return 1
+    echo "$pid"
+}
+cleanup() {
+    local w pid
+    for w in "${f2b_dirs[@]}"; do
+        if pid=$(f2b_pid_if_ours "$w"); then
+            f2b "$w" --timeout 10 stop >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
+        fi
+    done
+    for pid in "${emu_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    if [ -n "${KEEP:-}" ]; then echo "work dir kept: $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+# --- the PVE emulator --------------------------------------------------------
+emu_start() { # NAME: sets emu_dir, cfg, host, token
+    emu_dir=$work/$1
+    mkdir -p "$emu_dir"
+    "$emu_bin" --listen 127.0.0.1:0 --write-config "$emu_dir/config.toml" --write-ca "$emu_dir/ca.pem" \
+        --state-dir "$emu_dir/state" --auth-delay-ms 50 >"$emu_dir/emu.out" 2>"$emu_dir/emu.log" &
+    emu_pids+=($!)
+    for _ in $(seq 100); do grep -q '^config:' "$emu_dir/emu.out" 2>/dev/null && break; sleep 0.05; done
+    grep -q '^config:' "$emu_dir/emu.out" || { cat "$emu_dir/emu.out" "$emu_dir/emu.log" >&2; exit 1; }
+    cfg=$emu_dir/config.toml
+    host=$(sed -n 's/^host = "\(.*\)"/\1/p' "$cfg")
+    token=$(sed -n 's/^token = "\(.*\)"/\1/p' "$cfg")
+}
+writes() { # PVE writes answered 200 so far, from the emulator's request log
+    grep -cE '^(POST|PUT|DELETE) .* -> 200 ' "$emu_dir/emu.log" || true
+}
+posts() {
+    grep -cE '^POST .* -> 200 ' "$emu_dir/emu.log" || true
+}
+
+# --- a sandboxed fail2ban ----------------------------------------------------
+f2b() { # DIR ARGS...: fail2ban-client on DIR's private socket
+    local w=$1
+    shift
+    fail2ban-client -c "$w/conf" -s "$w/run/f2b.sock" "$@"
+}
+f2b_setup() { # DIR ACTION: private config, filter, jail with ACTION
+    local w=$1 action=$2
+    mkdir -p "$w/run"
+    cp -a /etc/fail2ban "$w/conf"
+    rm -rf "$w/conf/jail.d/"* "$w/conf/fail2ban.d/"*
+    find "$w/conf" -name '*.local' -delete
+    cat >"$w/conf/fail2ban.local" <<EOF
+[DEFAULT]
+loglevel = INFO
+logtarget = $w/fail2ban.log
+socket = $w/run/f2b.sock
+pidfile = $w/run/f2b.pid
+dbfile = $w/f2b.sqlite3
+dbpurgeage = 1d
+allowipv6 = auto
+EOF
+    cat >"$w/conf/filter.d/f2btest.conf" <<'EOF'
+[Definition]
+datepattern = {^LN-BEG}%%Y-%%m-%%d %%H:%%M:%%S
+failregex = ^\s*auth failure from <HOST>\s*$
+EOF
+    printf '[Definition]\nactionstart =\nactionstop =\nactioncheck =\nactionban = true\nactionunban = true\n' \
+        >"$w/conf/action.d/f2b-noop.conf"
+    cp "$root/action.d/fail2pvefw.conf" "$w/conf/action.d/"
+    : >"$w/watched.log"
+    cat >"$w/conf/jail.local" <<EOF
+[DEFAULT]
+usedns = no
+ignoreself = false
+ignoreip =
+
+[f2btest]
+enabled = true
+filter = f2btest
+logpath = $w/watched.log
+backend = polling
+maxretry = 3
+findtime = 10m
+bantime = 1h
+action = $action
+EOF
+    f2b_dirs+=("$w")
+}
+f2b_start() {
+    local w=$1
+    TZ=UTC fail2ban-server -c "$w/conf" -s "$w/run/f2b.sock" -p "$w/run/f2b.pid" -x -b \
+        </dev/null >"$w/server.out" 2>&1 || { cat "$w/server.out" "$w/fail2ban.log" >&2; exit 1; }
+}
+f2b_stop() { # waits until the server is gone
+    local w=$1 pid
+    pid=$(f2b_pid_if_ours "$w") || return 0
+    f2b "$w" stop >/dev/null
+    while f2b_pid_if_ours "$w" >/dev/null; do sleep 0.02; done
+}
+banned() {
+    f2b "$1" status f2btest | sed -n 's/.*Currently banned:[[:space:]]*//p'
+}
+
+# --- helpers -----------------------------------------------------------------
+now() { echo "$EPOCHREALTIME"; }
+since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$(now)"; }
+hf() { # hyperfine with our defaults
+    hyperfine -N --style none --warmup 3 --runs "$RUNS" "$@" >&2
+}
+hf_stat() { # JSON INDEX FIELD: FIELD of result INDEX in ms (cpu = user + system)
+    python3 - "$@" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]
+f = sys.argv[3]
+v = r["user"] + r["system"] if f == "cpu" else r[f]
+print(f"{v * 1000:.1f}")
+EOF
+}
+ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$1" "$2"; }
+pct() { python3 -c "import sys; print(f'{(float(sys.argv[1]) / float(sys.argv[2]) - 1) * 100:+.0f}%')" "$1" "$2"; }
+max_rss_mib() { # CMD...: peak RSS of one run, MiB
+    /usr/bin/time -v "$@" 2>"$work/time.txt" >/dev/null || { cat "$work/time.txt" >&2; exit 1; }
+    awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$work/time.txt"
+}
+ips() { # N addresses in 198.18.0.0/15 (benchmarking range)
+    local i
+    for ((i = 0; i < $1; i++)); do echo "198.18.$((i / 250)).$((i % 250 + 1))"; done
+}
+
+rows=()
+row() { rows+=("| $1 | $2 | $3 |"); }
+
+# === 1. one foreground ban beside curl =======================================
+echo "== 1. one foreground ban vs curl POST" >&2
+emu_start single
+url="https://$host/api2/json/cluster/firewall/ipset/fail2ban"
+curl_opts="-sS -o /dev/null --cacert $emu_dir/ca.pem -H 'Authorization: PVEAPIToken=$token'"
+comment="[2026/01/01 00:00:00] sshd, 3 failures f2p:bench/sshd/1767229200"
+f2p="$bin --config $cfg"
+hf --export-json "$work/fg.json" \
+    -n 'fail2pvefw -f ban' --prepare "$f2p -f unban 203.0.113.99" \
+    "$f2p -f ban 203.0.113.99 --jail sshd --failures 3 --bantime 3600" \
+    -n 'curl POST' --prepare "curl $curl_opts -X DELETE $url/203.0.113.98" \
+    "curl $curl_opts --data-urlencode cidr=203.0.113.98 --data-urlencode 'comment=$comment' $url"
+fg_wall=$(hf_stat "$work/fg.json" 0 mean)
+fg_sd=$(hf_stat "$work/fg.json" 0 stddev)
+fg_cpu=$(hf_stat "$work/fg.json" 0 cpu)
+curl_wall=$(hf_stat "$work/fg.json" 1 mean)
+curl_sd=$(hf_stat "$work/fg.json" 1 stddev)
+curl_cpu=$(hf_stat "$work/fg.json" 1 cpu)
+row "one foreground ban (\`-f ban\`, whole process), wall" \
+    "$fg_wall ms ± $fg_sd; curl POST $curl_wall ms ± $curl_sd; **$(ratio "$fg_wall" "$curl_wall")× curl**" "≤ 1.1× curl"
+row "one foreground ban, CPU (user + sys)" "**$fg_cpu ms**; curl $curl_cpu ms" "≤ 15 ms"
+
+# === 2. what fail2ban waits for a background ban =============================
+echo "== 2. background ban (what fail2ban waits for)" >&2
+hf --export-json "$work/bg.json" \
+    -n 'fail2pvefw ban' --prepare "$f2p -f unban 203.0.113.97" \
+    "$f2p ban 203.0.113.97 --jail sshd --failures 3 --bantime 3600"
+$f2p sync >/dev/null
+row "fail2ban waits for one background ban (\`ban\`, no \`-f\`)" \
+    "**$(hf_stat "$work/bg.json" 0 mean) ms** ± $(hf_stat "$work/bg.json" 0 stddev), CPU $(hf_stat "$work/bg.json" 0 cpu) ms" "≤ 5 ms"
+
+# === 5a. peak memory of one run ==============================================
+echo "== 5a. peak memory of one -f ban" >&2
+$f2p -f unban 203.0.113.96 >/dev/null
+rss_fg=$(max_rss_mib $f2p -f ban 203.0.113.96 --jail sshd --failures 3 --bantime 3600)
+rss_curl=$(max_rss_mib curl -sS -o /dev/null --cacert "$emu_dir/ca.pem" -H "Authorization: PVEAPIToken=$token" \
+    --data-urlencode cidr=203.0.113.95 "$url")
+
+# === 6. wasm instantiate + call ==============================================
+echo "== 6. policy (wasm) cost" >&2
+wasm_bench=$(find "$root/host/benches" -maxdepth 1 -name '*.rs' ! -name 'e2e.rs' 2>/dev/null | head -n1 || true)
+if [ -n "$wasm_bench" ]; then
+    name=$(basename "$wasm_bench" .rs)
+    echo "== cargo bench -p fail2pvefw --bench $name" >&2
+    cargo bench --quiet -p fail2pvefw --bench "$name" | tee "$work/wasm.txt" >&2
+    row "wasm instantiate + call" "see \`cargo bench -p fail2pvefw --bench $name\` (printed below)" ""
+else
+    # No in-process bench: the whole-process costs around the policy call.
+    hf --export-json "$work/wasm.json" \
+        -n 'fail2pvefw --version' "$bin --version" \
+        -n 'fail2pvefw --queue-only ban' --prepare "$f2p --queue-only unban 203.0.113.94" \
+        "$f2p --queue-only ban 203.0.113.94 --jail sshd" \
+        -n 'fail2pvefw sandbox ban' "$bin sandbox ban 203.0.113.94"
+    v=$(hf_stat "$work/wasm.json" 0 mean)
+    q=$(hf_stat "$work/wasm.json" 1 mean)
+    sb=$(hf_stat "$work/wasm.json" 2 mean)
+    row "policy: process start (\`--version\`) / + config, cached wasm load, instantiate, validate call, queue commit (\`--queue-only ban\`) / uncached compile + call (\`sandbox ban\`)" \
+        "$v ms / $q ms / $sb ms" ""
+fi
+$f2p sync >/dev/null 2>&1 || true
+
+# === 3. N bans through the real fail2ban =====================================
+echo "== 3. $N bans through fail2ban: do-nothing action, then fail2pvefw" >&2
+mapfile -t addrs < <(ips "$N")
+noop=$work/f2b-noop
+f2b_setup "$noop" "f2b-noop"
+f2b_start "$noop"
+t=$(now)
+f2b "$noop" set f2btest banip "${addrs[@]}" >/dev/null
+noop_ban=$(since "$t")
+t=$(now)
+f2b_stop "$noop"
+noop_stop=$(since "$t")
+t=$(now)
+f2b_start "$noop"
+until [ "$(banned "$noop")" = "$N" ]; do sleep 0.05; done
+noop_restore=$(since "$t")
+f2b_stop "$noop"
+
+emu_start bulk
+f2p="$bin --config $cfg"
+real=$work/f2b-real
+f2b_setup "$real" "fail2pvefw[bin=\"$bin\", config=\"$cfg\"]"
+f2b_start "$real"
+t=$(now)
+f2b "$real" set f2btest banip "${addrs[@]}" >/dev/null
+real_call=$(since "$t")
+until [ "$(posts)" -ge "$N" ]; do sleep 0.02; done
+real_land=$(since "$t")
+row "$N bans through the real fail2ban (one \`banip\` call), until all in PVE" \
+    "**$real_land s** ($(pct "$real_land" "$noop_ban")); do-nothing action $noop_ban s; fail2ban's call returned after $real_call s" \
+    "within 20% of do-nothing"
+
+# === 4. restart with N bans ==================================================
+echo "== 4. restart with $N bans" >&2
+before=$(writes)
+t=$(now)
+f2b_stop "$real"
+real_stop=$(since "$t")
+t=$(now)
+f2b_start "$real"
+until [ "$(banned "$real")" = "$N" ]; do sleep 0.05; done
+real_restore=$(since "$t")
+sleep 1 # anything late would show up now
+restart_writes=$(($(writes) - before))
+row "restart with $N bans: PVE writes" "**$restart_writes**" "0"
+row "restart with $N bans: stop / start until all restored" \
+    "$real_stop s / $real_restore s; do-nothing action $noop_stop s / $noop_restore s" ""
+
+# === 5b. peak memory of a sync over the full IPSet ===========================
+echo "== 5b. peak memory of sync over $N entries" >&2
+rss_sync=$(max_rss_mib $f2p sync)
+f2b_stop "$real"
+row "peak memory (max RSS) of one \`-f ban\`" "**$rss_fg MiB**; curl $rss_curl MiB" "≤ 20 MiB"
+row "peak memory of \`sync\` over $N entries" "$rss_sync MiB" "≤ 20 MiB"
+
+# === the table ===============================================================
+cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)
+echo
+echo "Machine: $(nproc) cores ($cpu), $(uname -sr), $(fail2ban-server -V | head -n1 | sed 's/^/fail2ban /'), $(hyperfine --version), $(curl --version | head -n1 | cut -d' ' -f1-2); $(date -u +%Y-%m-%d). RUNS=$RUNS, N=$N."
+echo
+echo "| measure | figure | goal |"
+echo "|---|---|---|"
+printf '%s\n' "${rows[@]}"
+if [ -s "$work/wasm.txt" ]; then
+    echo
+    echo '```'
+    cat "$work/wasm.txt"
+    echo '```'
+fi

@@ -1,0 +1,117 @@
+//! How fast a policy starts: `cargo bench -p fail2pvefw --bench startup`.
+//!
+//! 1. In process: load the default policy from the compiled cache,
+//!    instantiate it and make one `validate` call (goal: at most 1 ms).
+//! 2. Whole process: one `fail2pvefw -f ban` against the PVE emulator over
+//!    HTTPS, with the compiled cache and without it.
+
+use fail2pvefw::capabilities::pve::{Backend, Grant, Pve};
+use fail2pvefw::capabilities::pve_memory::MemoryPve;
+use fail2pvefw::capabilities::{self, HostState};
+use fail2pvefw::policy::{self, BanRequest, Runtime, Source};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    in_process(dir.path());
+    whole_process(dir.path());
+}
+
+fn state() -> HostState {
+    let pve = Pve::with_backend(
+        Backend::Memory(MemoryPve::with_ipsets(["fail2ban"])),
+        Grant::new(["fail2ban".to_string()], &[]),
+    );
+    HostState::new(
+        pve,
+        capabilities::store::Store::new(None, "default".into()),
+        capabilities::log::Log {
+            source: "bench".into(),
+        },
+        policy::limits(policy::DEFAULT_MEMORY),
+    )
+}
+
+fn in_process(dir: &std::path::Path) {
+    let cache = dir.join("cache");
+    // Fill the cache once (this is the compile a first run pays).
+    let started = Instant::now();
+    Runtime::load(Source::Embedded, Some(&cache)).unwrap();
+    let compile = started.elapsed();
+    let req = BanRequest {
+        ip: "203.0.113.7".into(),
+        ipset: "fail2ban".into(),
+        jail: Some("sshd".into()),
+        comment: None,
+        time: None,
+        bantime: Some(600),
+        failures: Some(3),
+        restored: false,
+        instance: "bench".into(),
+    };
+    let mut times = Vec::new();
+    for _ in 0..300 {
+        let started = Instant::now();
+        let runtime = Runtime::load(Source::Embedded, Some(&cache)).unwrap();
+        let mut instance = runtime.instantiate(state()).unwrap();
+        let entry = instance.validate(&req).unwrap().unwrap();
+        times.push(started.elapsed());
+        assert_eq!(entry, "203.0.113.7");
+    }
+    println!("compile the default policy (cache miss): {}", ms(compile));
+    println!(
+        "load from cache + instantiate + validate: {} (goal <= 1 ms)",
+        summary(&mut times)
+    );
+}
+
+fn whole_process(dir: &std::path::Path) {
+    let emu = pve_emulator::Emulator::start(pve_emulator::Options {
+        auth_delay: Duration::from_millis(50),
+        ..Default::default()
+    });
+    let token = pve_emulator::Token::new(pve_emulator::DEMO_TOKEN_ID, pve_emulator::DEMO_SECRET);
+    let state = dir.join("state");
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        emu.config_toml(&token, "fail2ban", state.to_str().unwrap()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let exe = env!("CARGO_BIN_EXE_fail2pvefw");
+    let mut n = 0u32;
+    let mut run = |fresh_cache: bool| {
+        if fresh_cache {
+            let _ = std::fs::remove_dir_all(state.join("cache"));
+        }
+        n += 1;
+        let ip = format!("10.{}.{}.1", n / 256, n % 256);
+        let started = Instant::now();
+        let out = Command::new(exe)
+            .args(["--config", config.to_str().unwrap(), "-f", "ban", &ip])
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        took
+    };
+    run(false); // warm the cache and the page cache
+    let mut cached: Vec<Duration> = (0..30).map(|_| run(false)).collect();
+    let mut uncached: Vec<Duration> = (0..15).map(|_| run(true)).collect();
+    println!("whole process `-f ban`, compiled cache: {}", summary(&mut cached));
+    println!("whole process `-f ban`, no cache:       {}", summary(&mut uncached));
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn summary(times: &mut [Duration]) -> String {
+    times.sort();
+    let median = times[times.len() / 2];
+    let p90 = times[times.len() * 9 / 10];
+    format!("median {} (p90 {}, n={})", ms(median), ms(p90), times.len())
+}
