@@ -31,6 +31,7 @@ mod ipset;
 mod params;
 pub mod recorder;
 mod routes;
+mod rules;
 mod server;
 mod tls;
 
@@ -148,6 +149,14 @@ pub struct Options {
     pub ipsets: Vec<(String, Vec<InitialEntry>)>,
     /// Datacenter aliases (name, cidr) for alias entries (§2).
     pub aliases: Vec<(String, String)>,
+    /// `[RULES]` lines of `cluster.fw` as PVE writes them, e.g.
+    /// `"IN DROP -source +dc/fail2ban -log nolog"`; a leading `|` disables
+    /// one. Read by `GET /cluster/firewall/rules`. Default: none.
+    pub rules: Vec<String>,
+    /// `[OPTIONS] enable` of `cluster.fw`, read by `GET
+    /// /cluster/firewall/options`. `None` leaves it unset, which PVE takes
+    /// as off (the datacenter firewall is disabled by default).
+    pub firewall_enable: Option<bool>,
     /// If set, the initial `cluster.fw` text verbatim (`ipsets` and `aliases`
     /// are then ignored): for hand-edited or corrupted files.
     pub cluster_fw: Option<String>,
@@ -170,6 +179,8 @@ impl Default for Options {
             tls: Tls::CaSigned,
             ipsets: vec![("fail2ban".into(), Vec::new())],
             aliases: Vec::new(),
+            rules: Vec::new(),
+            firewall_enable: None,
             cluster_fw: None,
             max_file_size: 1024 * 1024,
             version: "9.0.3".into(),

@@ -1,5 +1,6 @@
-//! The routing table of §1 (plus `/version` of §9 and `/access/permissions`)
-//! with each method's schema and required privilege (§10).
+//! The routing table of §1 (plus `/version` of §9, `/access/permissions`,
+//! and the read-only firewall rules and options) with each method's schema
+//! and required privilege (§10).
 
 use crate::Token;
 use crate::ipset::{self, ApiResult};
@@ -45,6 +46,12 @@ pub(crate) fn route(
         (["access", "permissions"], "GET") => {
             let schema: &[Prop] = &[("path", Ty::Str, true), ("userid", Ty::Str, true)];
             (ep(schema, None, permissions), vec![])
+        }
+        (["cluster", "firewall", "rules"], "GET") => {
+            (ep(&[], AUDIT, |s, _, _| crate::rules::list(s)), vec![])
+        }
+        (["cluster", "firewall", "options"], "GET") => {
+            (ep(&[], AUDIT, |s, _, _| crate::rules::options(s)), vec![])
         }
         (["cluster", "firewall", "ipset"], "GET") => {
             (ep(&[], AUDIT, |s, _, _| ipset::index(s)), vec![])

@@ -97,6 +97,10 @@ impl Drop for ConnGuard {
 
 fn initial_conf(opts: &Options) -> Conf {
     let mut conf = Conf::default();
+    if let Some(on) = opts.firewall_enable {
+        conf.options.push(format!("enable: {}", u8::from(on)));
+    }
+    conf.rules = opts.rules.clone();
     for (name, cidr) in &opts.aliases {
         conf.aliases.insert(name.clone(), (cidr.clone(), None));
     }

@@ -51,7 +51,17 @@ pub struct Pve {
     pub trust: Trust,
     /// Pins `fail2pvefw trust` stored for this host, accepted besides `trust`.
     pub stored_pins: Vec<[u8; 32]>,
+    /// More nodes of the cluster (`hosts = [...]`), tried in order when
+    /// `host` cannot be reached.
+    pub fallbacks: Vec<Fallback>,
     pub timeout: Duration,
+}
+
+/// Another node of the cluster, with the pins stored for it.
+#[derive(Clone, Debug)]
+pub struct Fallback {
+    pub host: HostPort,
+    pub stored_pins: Vec<[u8; 32]>,
 }
 
 /// A PVE API endpoint, `host:port`.
@@ -237,15 +247,23 @@ impl Config {
         let mut warnings = Vec::new();
         let pve = file.pve;
 
-        let host = pve
-            .host
-            .ok_or_else(|| {
-                bad(
-                    "[pve] host is missing: set it to the PVE node, e.g. host = \"192.168.0.1\""
+        let mut hosts = match (pve.host, pve.hosts) {
+            (Some(_), Some(_)) => {
+                return Err(bad("[pve] has both host and hosts: keep one".into()));
+            }
+            (Some(one), None) => vec![one],
+            (None, Some(many)) if !many.is_empty() => many,
+            _ => {
+                return Err(bad(
+                    "[pve] host is missing: set it to the PVE node, e.g. host = \"192.168.0.1\" (or hosts = [...] for several nodes)"
                         .into(),
-                )
-            })
-            .and_then(|h| HostPort::parse(&h).map_err(|e| bad(format!("[pve] host: {e}"))))?;
+                ));
+            }
+        }
+        .into_iter()
+        .map(|h| HostPort::parse(&h).map_err(|e| bad(format!("[pve] host: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+        let host = hosts.remove(0);
 
         let token_text = match (pve.token, &pve.token_file) {
             (Some(_), Some(_)) => {
@@ -305,6 +323,13 @@ impl Config {
             .map(|d| relative_to(path, &d))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
         let stored_pins = crate::trust::load_pins(&state_dir, &host)?;
+        let fallbacks = hosts
+            .into_iter()
+            .map(|host| {
+                let stored_pins = crate::trust::load_pins(&state_dir, &host)?;
+                Ok(Fallback { host, stored_pins })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let instance = match file.state.instance {
             Some(name) => check_instance(&name).map_err(|e| bad(format!("[state] instance: {e}")))?,
             None => default_instance(),
@@ -317,6 +342,7 @@ impl Config {
                 token,
                 trust,
                 stored_pins,
+                fallbacks,
                 timeout: Duration::from_secs_f64(timeout),
             },
             ipset,

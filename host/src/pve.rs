@@ -16,7 +16,65 @@ const TRUST_COMMAND: &str = "fail2pvefw trust";
 /// PVE's JSON answers are small; `cluster.fw` itself is capped at 1 MiB.
 const MAX_BODY: u64 = 16 * 1024 * 1024;
 
+/// The PVE API, on the configured node and its fallbacks (`[pve] hosts`):
+/// a transport failure on one node moves on to the next. Safe for writes:
+/// an add that landed before the failure answers "already exists" on the
+/// next node, which counts as success, and a delete is idempotent.
 pub struct Client {
+    nodes: Vec<Node>,
+    /// The node that answered last; later requests start there.
+    current: std::cell::Cell<usize>,
+}
+
+impl Client {
+    pub fn new(pve: &config::Pve) -> Result<Client, Failure> {
+        let mut nodes = vec![Node::new(pve)?];
+        for fallback in &pve.fallbacks {
+            let mut other = pve.clone();
+            other.host = fallback.host.clone();
+            other.stored_pins = fallback.stored_pins.clone();
+            nodes.push(Node::new(&other)?);
+        }
+        Ok(Client {
+            nodes,
+            current: std::cell::Cell::new(0),
+        })
+    }
+
+    /// Sends one request to the current node, then to the others in turn
+    /// while the transport fails. `path` follows `/api2/json` and is
+    /// already percent-encoded; `params` go in the query (GET, DELETE) or a
+    /// form body. With every node failing, the first failure is reported.
+    pub fn request(&self, method: &str, path: &str, params: &[(String, String)]) -> Outcome {
+        let start = self.current.get();
+        let mut first_failure = None;
+        for step in 0..self.nodes.len() {
+            let index = (start + step) % self.nodes.len();
+            let node = &self.nodes[index];
+            match node.request(method, path, params) {
+                Outcome::Response(r) => {
+                    self.current.set(index);
+                    return Outcome::Response(r);
+                }
+                Outcome::Failed(failure) => {
+                    if self.nodes.len() > 1 {
+                        crate::log::warn(&format!("{}; trying the next node", failure.message));
+                    }
+                    first_failure.get_or_insert(failure);
+                }
+            }
+        }
+        Outcome::Failed(first_failure.expect("at least one node"))
+    }
+
+    /// The presented certificate of the last handshake, if any.
+    pub fn seen(&self) -> &Seen {
+        &self.nodes[self.current.get()].seen
+    }
+}
+
+/// One PVE node: its HTTPS client, trust and address.
+struct Node {
     http: reqwest::blocking::Client,
     base: String,
     auth: HeaderValue,
@@ -42,8 +100,8 @@ pub enum Outcome {
     Failed(Failure),
 }
 
-impl Client {
-    pub fn new(pve: &config::Pve) -> Result<Client, Failure> {
+impl Node {
+    fn new(pve: &config::Pve) -> Result<Node, Failure> {
         let seen = Seen::default();
         let tls =
             tls::client_config(&pve.trust, &pve.stored_pins, &seen).map_err(Failure::config)?;
@@ -61,7 +119,7 @@ impl Client {
         })?;
         // Keeps it out of any debug output of the HTTP stack.
         auth.set_sensitive(true);
-        Ok(Client {
+        Ok(Node {
             http,
             base: format!("{}/api2/json", pve.host.origin()),
             auth,
@@ -72,9 +130,7 @@ impl Client {
         })
     }
 
-    /// Sends one request. `path` follows `/api2/json` and is already
-    /// percent-encoded; `params` go in the query (GET, DELETE) or a form body.
-    pub fn request(&self, method: &str, path: &str, params: &[(String, String)]) -> Outcome {
+    fn request(&self, method: &str, path: &str, params: &[(String, String)]) -> Outcome {
         self.seen.clear();
         let url = format!("{}{}", self.base, path);
         let builder = match method {
@@ -95,11 +151,6 @@ impl Client {
             },
             Err(e) => Outcome::Failed(self.transport_failure(&e)),
         }
-    }
-
-    /// The presented certificate of the last handshake, if any.
-    pub fn seen(&self) -> &Seen {
-        &self.seen
     }
 
     fn transport_failure(&self, err: &reqwest::Error) -> Failure {

@@ -404,3 +404,18 @@ fn world_readable_config_warns() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("chmod 600"), "{r:?}");
 }
+
+#[test]
+fn next_host_is_tried_when_one_is_down() {
+    let s = Setup::new();
+    let text = std::fs::read_to_string(&s.config).unwrap().replace(
+        &format!("host = \"{}\"", s.emu.host_port()),
+        &format!("hosts = [\"127.0.0.1:1\", \"{}\"]", s.emu.host_port()),
+    );
+    assert!(text.contains("hosts = ["), "{text}");
+    s.write_config(&text);
+    let r = s.run(&["-f", "ban", "203.0.113.11"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("127.0.0.1:1"), "the failover is not logged: {r:?}");
+    assert_eq!(s.cidrs(), ["203.0.113.11"]);
+}

@@ -51,6 +51,8 @@ pub struct Rules {
 pub struct Pve {
     /// `host`, `host:port`, `[v6]:port`; port 8006 by default.
     pub host: Option<String>,
+    /// Several nodes of one cluster, tried in order; instead of `host`.
+    pub hosts: Option<Vec<String>>,
     /// `USER@REALM!TOKENID=SECRET`, optionally prefixed with `PVEAPIToken=`.
     pub token: Option<String>,
     /// A file holding the token string, instead of `token`.
