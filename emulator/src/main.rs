@@ -80,6 +80,10 @@ fn parse_args() -> Result<Args, String> {
         return Err(format!("--ipset: '{ipset}' is not a valid ipset name"));
     }
     opts.ipsets = vec![(ipset.clone(), Vec::new())];
+    // A cluster set up as the README says: a DROP rule on the set, the
+    // datacenter firewall on (so `fail2pvefw doctor` passes against it).
+    opts.rules = vec![format!("IN DROP -source +dc/{ipset} -log nolog")];
+    opts.firewall_enable = Some(true);
     Ok(Args {
         opts,
         ipset,

@@ -63,6 +63,15 @@ pub struct Cli {
     #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// How log lines on stderr look: text or json
+    ///
+    /// text (the default): "fail2pvefw: LEVEL: MESSAGE", one line each, as
+    /// fail2ban's log and the journal show them. json: one JSON object per
+    /// line with time, level, message and fields such as action, entry and
+    /// ipset, for log shippers.
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
+    pub log_format: crate::log::Format,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -103,11 +112,33 @@ pub enum Command {
     Sync(IpsetOnly),
     /// Show the queue, the last error and the IPSet
     Status(Status),
+    /// Check the set-up step by step and say how to fix what fails
+    ///
+    /// Checks that the configuration parses, that the token file is private,
+    /// that each node is reachable with a trusted certificate and accepts
+    /// the token, that the token holds Sys.Audit and Sys.Modify on '/', that
+    /// the IPSet exists, that a datacenter rule drops it (or it is
+    /// 'blacklist') and that the datacenter firewall is on. Prints one line
+    /// per check, ✔ or ✘ with the fix, never the token's secret. Exits 0
+    /// when all pass, 3 when a local check fails (the configuration file or
+    /// the token file), else 1.
+    Doctor(IpsetOnly),
+    /// Write the configuration file, trust the node, create the IPSet
+    ///
+    /// Takes the values from the flags, asks on the terminal for the
+    /// missing ones, writes the file (mode 0600; an existing one only with
+    /// --force), shows the node's certificate and trusts it (as `trust`),
+    /// offers to create the IPSet, and prints what to add to jail.local.
+    /// Without a terminal, missing values are an error (exit 2).
+    Init(crate::init::InitArgs),
     /// fail2ban's actionflush: keep this jail's bans in PVE (default) or remove them
     Flush(Flush),
     /// Drain the queue in the background (started by ban and unban)
     #[command(hide = true)]
     Drain,
+    /// Write the man page and shell completions into a folder (packaging)
+    #[command(hide = true)]
+    GenerateDocs(crate::docs::DocsArgs),
     /// Try a policy on an in-memory IPSet: no PVE, no config, no token
     ///
     /// Runs ban, unban, start or check with the policy (the built-in one, or
@@ -125,6 +156,10 @@ pub struct Status {
     /// Machine-readable output
     #[arg(long)]
     pub json: bool,
+
+    /// Prometheus text exposition (format 0.0.4): counters and gauges
+    #[arg(long, conflicts_with = "json")]
+    pub prometheus: bool,
 
     /// The datacenter IPSet [default: `ipset` from the config, else fail2ban]
     #[arg(short = 'i', long, value_name = "IPSET")]

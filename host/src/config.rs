@@ -37,6 +37,9 @@ pub struct Config {
     pub policy: Option<PathBuf>,
     /// Things worth telling the admin that do not stop the run.
     pub warnings: Vec<String>,
+    /// The file the token was read from: `token_file`, or this file itself
+    /// (for `doctor`'s permission check).
+    pub token_path: PathBuf,
     /// `[limits]`: fuel and memory of each policy call.
     pub limits: Limits,
     /// `[rules]` and `[policy_settings]`: what the policy is told and granted.
@@ -265,6 +268,7 @@ impl Config {
         .collect::<Result<Vec<_>>>()?;
         let host = hosts.remove(0);
 
+        let token_path = pve.token_file.clone().unwrap_or_else(|| path.to_path_buf());
         let token_text = match (pve.token, &pve.token_file) {
             (Some(_), Some(_)) => {
                 return Err(bad("[pve] has both token and token_file: keep one".into()));
@@ -352,6 +356,7 @@ impl Config {
             limits: rules::limits(file.limits).map_err(bad)?,
             rules: rules::rules(file.rules, file.policy_settings).map_err(bad)?,
             warnings,
+            token_path,
         })
     }
 }

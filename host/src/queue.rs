@@ -81,11 +81,14 @@ pub struct Group {
 
 impl Group {
     /// The call to make, or `None` when nothing needs sending:
-    /// - a ban of an entry PVE already holds (a restored or repeated ban);
+    /// - a ban fail2ban restored at its start, of an entry PVE already holds;
     /// - a ban and an unban that cancel before either was sent.
+    ///
+    /// A fresh ban of an entry we believe applied is sent anyway: someone may
+    /// have removed it in PVE, and "already exists" costs one request.
     pub fn call(&self, applied: bool) -> Option<Action> {
         match self.last.action {
-            Action::Ban if applied => None,
+            Action::Ban if applied && self.last.request.restored => None,
             Action::Unban if !applied && self.mixed => None,
             action => Some(action),
         }
@@ -434,7 +437,7 @@ mod tests {
     }
 
     #[test]
-    fn repeated_bans_make_one_call_and_none_when_applied() {
+    fn repeated_bans_make_one_call() {
         let mut db = Db::in_memory();
         for _ in 0..3 {
             enqueue(&mut db, Action::Ban, "192.0.2.1", &req("192.0.2.1")).unwrap();
@@ -443,10 +446,21 @@ mod tests {
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].ids.len(), 3);
         assert_eq!(groups[0].call(false), Some(Action::Ban));
-        assert_eq!(groups[0].call(true), None);
+        assert_eq!(groups[0].call(true), Some(Action::Ban));
         complete(&mut db, &groups[0], true).unwrap();
         assert!(is_applied(&db, "f2b", "192.0.2.1").unwrap());
         assert!(ready_groups(&db, 100).unwrap().is_empty());
+    }
+
+    #[test]
+    fn restored_ban_of_an_applied_entry_is_not_sent() {
+        let mut db = Db::in_memory();
+        let mut restored = req("192.0.2.1");
+        restored.restored = true;
+        enqueue(&mut db, Action::Ban, "192.0.2.1", &restored).unwrap();
+        let groups = ready_groups(&db, 100).unwrap();
+        assert_eq!(groups[0].call(true), None);
+        assert_eq!(groups[0].call(false), Some(Action::Ban));
     }
 
     #[test]
