@@ -290,7 +290,7 @@ row "peak memory of \`sync\` over $N entries" "$rss_sync MiB" "≤ 20 MiB"
 # === the table ===============================================================
 cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)
 echo
-echo "Machine: $(nproc) cores ($cpu), $(uname -sr), $(fail2ban-server -V | head -n1 | sed 's/^/fail2ban /'), $(hyperfine --version), $(curl --version | head -n1 | cut -d' ' -f1-2); $(date -u +%Y-%m-%d). RUNS=$RUNS, N=$N."
+echo "Machine: $(nproc) cores ($cpu), $(uname -sr), fail2ban $(fail2ban-server -V | sed -n 1p), $(hyperfine --version), $(curl --version | head -n1 | cut -d' ' -f1-2); $(date -u +%Y-%m-%d). RUNS=$RUNS, N=$N."
 echo
 echo "| measure | figure | goal |"
 echo "|---|---|---|"

@@ -85,7 +85,10 @@ pub(crate) fn options(shared: &Shared) -> ApiResult {
             fields.push((key.trim().to_ascii_lowercase(), value.trim().to_string()));
         }
     }
-    let pairs: Vec<(&str, String)> = fields.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let pairs: Vec<(&str, String)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
     let digest = firewall::digest([pairs]);
     let mut m: Map<String, Value> = fields
         .into_iter()
@@ -103,7 +106,10 @@ mod tests {
     use super::parse_rule;
 
     fn get(fields: &[(&str, String)], key: &str) -> Option<String> {
-        fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
+        fields
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
     }
 
     #[test]

@@ -76,11 +76,15 @@ impl Guest for Policy {
         Ok(listed
             .into_iter()
             .map(|l| Entry {
-                owner: l.comment.as_deref().and_then(owner::Owner::parse).map(|o| Owner {
-                    instance: o.instance,
-                    jail: o.jail,
-                    expires: o.expires,
-                }),
+                owner: l
+                    .comment
+                    .as_deref()
+                    .and_then(owner::Owner::parse)
+                    .map(|o| Owner {
+                        instance: o.instance,
+                        jail: o.jail,
+                        expires: o.expires,
+                    }),
                 cidr: l.cidr,
                 comment: l.comment,
             })
@@ -109,7 +113,10 @@ fn entry_comment(req: &BanRequest) -> String {
     let text = comment::text(req.comment.as_deref(), req.jail.as_deref(), req.failures);
     let text = owner::strip_tags(&text);
     let tag = owner::Owner::for_ban(&req.instance, req.jail.as_deref(), at, req.bantime).tag();
-    format!("{} {tag}", comment::comment(at, clock::local_offset(at), &text))
+    format!(
+        "{} {tag}",
+        comment::comment(at, clock::local_offset(at), &text)
+    )
 }
 
 /// [`Pve`] through the host's `pve` import, with one debug line per call.

@@ -23,11 +23,18 @@ pub struct Owner {
 
 impl Owner {
     /// The owner of a ban made now: `bantime` < 0 (or none) is permanent.
-    pub fn for_ban(instance: &str, jail: Option<&str>, banned_at: i64, bantime: Option<i64>) -> Owner {
+    pub fn for_ban(
+        instance: &str,
+        jail: Option<&str>,
+        banned_at: i64,
+        bantime: Option<i64>,
+    ) -> Owner {
         Owner {
             instance: name(instance).unwrap_or_else(|| "fail2pvefw".into()),
             jail: jail.and_then(name),
-            expires: bantime.filter(|&t| t >= 0).map(|t| banned_at.saturating_add(t)),
+            expires: bantime
+                .filter(|&t| t >= 0)
+                .map(|t| banned_at.saturating_add(t)),
         }
     }
 

@@ -217,20 +217,27 @@ pub fn list(pve: &mut impl Pve, ipset: &IpsetName) -> Result<Vec<Listed>, Error>
     if !is_success(&response) {
         return Err(pve_error(&response));
     }
-    let body: Value = serde_json::from_str(&response.body).map_err(|e| Error::Busy(format!(
-        "PVE answered GET {} with a body that is not JSON: {e}",
-        ipset.path()
-    )))?;
-    let entries = body
-        .get("data")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::Busy(format!("PVE answered GET {} without a data list", ipset.path())))?;
+    let body: Value = serde_json::from_str(&response.body).map_err(|e| {
+        Error::Busy(format!(
+            "PVE answered GET {} with a body that is not JSON: {e}",
+            ipset.path()
+        ))
+    })?;
+    let entries = body.get("data").and_then(Value::as_array).ok_or_else(|| {
+        Error::Busy(format!(
+            "PVE answered GET {} without a data list",
+            ipset.path()
+        ))
+    })?;
     Ok(entries
         .iter()
         .filter_map(|entry| {
             Some(Listed {
                 cidr: entry.get("cidr")?.as_str()?.to_string(),
-                comment: entry.get("comment").and_then(Value::as_str).map(str::to_string),
+                comment: entry
+                    .get("comment")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
             })
         })
         .collect())
@@ -823,18 +830,30 @@ mod tests {
         assert_eq!(
             listed,
             [
-                Listed { cidr: "10.0.0.0/8".into(), comment: None },
-                Listed { cidr: "192.0.2.1".into(), comment: Some("by hand".into()) },
+                Listed {
+                    cidr: "10.0.0.0/8".into(),
+                    comment: None
+                },
+                Listed {
+                    cidr: "192.0.2.1".into(),
+                    comment: Some("by hand".into())
+                },
             ]
         );
         let call = pve.only_call();
-        assert_eq!((call.method, call.path.as_str()), (Method::Get, "/cluster/firewall/ipset/f2b"));
+        assert_eq!(
+            (call.method, call.path.as_str()),
+            (Method::Get, "/cluster/firewall/ipset/f2b")
+        );
     }
 
     #[test]
     fn list_of_a_missing_ipset_is_refused() {
         let mut pve = FakePve::answering(500, "no such IPSet 'f2b'", r#"{"data":null}"#);
         let ipset = IpsetName::new("f2b").unwrap();
-        assert!(matches!(list(&mut pve, &ipset), Err(Error::Refused { status: 500, .. })));
+        assert!(matches!(
+            list(&mut pve, &ipset),
+            Err(Error::Refused { status: 500, .. })
+        ));
     }
 }

@@ -113,9 +113,7 @@ fn overlaps(a: &IpNet, b: &IpNet) -> bool {
 }
 
 fn bad_setting(name: &str, value: &str, why: &str) -> Error {
-    Error::Denied(format!(
-        "the host's setting '{name}' has '{value}': {why}"
-    ))
+    Error::Denied(format!("the host's setting '{name}' has '{value}': {why}"))
 }
 
 /// A [`Pve`] that keeps the body of the last answer it passed on, so that
@@ -237,8 +235,14 @@ mod tests {
     #[test]
     fn ipv6_bans_are_widened_to_the_prefix_identically() {
         let r = rules(&[("ipv6-prefix", "64")]).unwrap();
-        assert_eq!(apply(&r, "2001:db8:1:2:3:4:5:6").unwrap(), "2001:db8:1:2::/64");
-        assert_eq!(apply(&r, "2001:DB8:1:2::9/80").unwrap(), "2001:db8:1:2::/64");
+        assert_eq!(
+            apply(&r, "2001:db8:1:2:3:4:5:6").unwrap(),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            apply(&r, "2001:DB8:1:2::9/80").unwrap(),
+            "2001:db8:1:2::/64"
+        );
         // Wider bans and IPv4 stay as they are.
         assert_eq!(apply(&r, "2001:db8::/48").unwrap(), "2001:db8::/48");
         assert_eq!(apply(&r, "192.0.2.1").unwrap(), "192.0.2.1");
@@ -266,7 +270,10 @@ mod tests {
         let body = |n: usize| format!(r#"{{"data":[{}]}}"#, vec![entry; n].join(","));
         assert_eq!(budget_warning("f2b", &body(100)), None);
         let m = budget_warning("f2b", &body(16_000)).unwrap();
-        assert!(m.contains("IPSet 'f2b'") && m.contains("16000 entries"), "{m}");
+        assert!(
+            m.contains("IPSet 'f2b'") && m.contains("16000 entries"),
+            "{m}"
+        );
         assert_eq!(budget_warning("f2b", "not json"), None);
     }
 }

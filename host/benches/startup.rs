@@ -95,14 +95,24 @@ fn whole_process(dir: &std::path::Path) {
             .output()
             .unwrap();
         let took = started.elapsed();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         took
     };
     run(false); // warm the cache and the page cache
     let mut cached: Vec<Duration> = (0..30).map(|_| run(false)).collect();
     let mut uncached: Vec<Duration> = (0..15).map(|_| run(true)).collect();
-    println!("whole process `-f ban`, compiled cache: {}", summary(&mut cached));
-    println!("whole process `-f ban`, no cache:       {}", summary(&mut uncached));
+    println!(
+        "whole process `-f ban`, compiled cache: {}",
+        summary(&mut cached)
+    );
+    println!(
+        "whole process `-f ban`, no cache:       {}",
+        summary(&mut uncached)
+    );
 }
 
 fn ms(d: Duration) -> String {

@@ -19,10 +19,14 @@ pub fn run(cli: Cli) -> Result<String> {
         1 => log::Level::Info,
         _ => log::Level::Debug,
     });
-    // These need no configuration file, token or PVE.
+    log::set_format(cli.log_format);
+    // These need no configuration file, token or PVE, or check it themselves.
     match cli.command {
         Command::Sandbox(args) => return crate::sandbox::run(args, cli.policy),
         Command::Policy(args) => return crate::policy_check::run(args),
+        Command::GenerateDocs(args) => return crate::docs::run(&args),
+        Command::Init(args) => return crate::init::run(&args),
+        Command::Doctor(IpsetOnly { ipset }) => return crate::doctor::run(&cli.config, ipset),
         _ => {}
     }
     let mut config = Config::load(&cli.config)?;
@@ -54,7 +58,12 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Status(status) => app.status(&status),
         Command::Flush(flush) => app.flush(&flush),
         Command::Drain => app.drain(),
-        Command::Trust(_) | Command::Sandbox(_) | Command::Policy(_) => {
+        Command::Trust(_)
+        | Command::Sandbox(_)
+        | Command::Policy(_)
+        | Command::GenerateDocs(_)
+        | Command::Init(_)
+        | Command::Doctor(_) => {
             unreachable!("handled above")
         }
     }
@@ -85,7 +94,10 @@ impl App {
     fn submit(&self, target: &Target, action: Action) -> Result<String> {
         let req = Request {
             ip: target.ip.clone(),
-            ipset: target.ipset.clone().unwrap_or_else(|| self.config.ipset.clone()),
+            ipset: target
+                .ipset
+                .clone()
+                .unwrap_or_else(|| self.config.ipset.clone()),
             jail: target.jail.clone(),
             comment: target.comment.clone(),
             time: target.time,
@@ -138,8 +150,12 @@ impl App {
                 return Ok(());
             }
             if std::time::Instant::now() >= deadline {
-                return Err(Failure::pve("queued, but another fail2pvefw process is still draining the queue")
-                    .hint("The event stays queued and will be sent; `fail2pvefw status` shows the queue."));
+                return Err(Failure::pve(
+                    "queued, but another fail2pvefw process is still draining the queue",
+                )
+                .hint(
+                    "The event stays queued and will be sent; `fail2pvefw status` shows the queue.",
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -148,7 +164,9 @@ impl App {
         }
         match queue::event_state(db, id).map_err(db_failure)? {
             EventState::Done => Ok(()),
-            EventState::Failed(error) | EventState::Pending(Some(error)) => Err(Failure::pve(error)),
+            EventState::Failed(error) | EventState::Pending(Some(error)) => {
+                Err(Failure::pve(error))
+            }
             EventState::Pending(None) => Err(Failure::pve("queued; not sent yet")),
         }
     }
@@ -166,8 +184,11 @@ impl App {
         {
             return Ok(());
         }
-        let exe = std::env::current_exe()
-            .map_err(|e| Failure::config(format!("cannot find our own program to drain the queue: {e}")))?;
+        let exe = std::env::current_exe().map_err(|e| {
+            Failure::config(format!(
+                "cannot find our own program to drain the queue: {e}"
+            ))
+        })?;
         let log_path = dir.join("drain.log");
         let stderr = std::fs::OpenOptions::new()
             .create(true)
@@ -203,6 +224,7 @@ impl App {
         for failure in report.failures.values().take(1) {
             log::write(log::Level::Error, "drain", &failure.to_string());
         }
+        crate::metrics::after_drain(&self.config, &mut session, &db);
         Ok(String::new())
     }
 
@@ -226,7 +248,9 @@ impl App {
         let dir = &self.config.state_dir;
         let lock = DrainLock::take(dir, self.config.pve.timeout * 3 + Duration::from_secs(5))
             .map_err(lock_failure)?
-            .ok_or_else(|| Failure::pve("another fail2pvefw process is draining the queue; try again"))?;
+            .ok_or_else(|| {
+                Failure::pve("another fail2pvefw process is draining the queue; try again")
+            })?;
         let mut report = Report::default();
         drain::pass(&mut session, &mut db, Backoff::Ignore, &mut report)?;
         if let Some(failure) = report.failures.into_values().next()
@@ -261,15 +285,26 @@ impl App {
             ));
         }
         drop(lock);
+        crate::metrics::after_drain(&self.config, &mut session, &db);
         Ok(lines.join("\n"))
     }
 
     fn status(&self, status: &Status) -> Result<String> {
         let db = self.db()?;
         let stats = queue::stats(&db).map_err(db_failure)?;
-        let ipset = status.ipset.clone().unwrap_or_else(|| self.config.ipset.clone());
+        let ipset = status
+            .ipset
+            .clone()
+            .unwrap_or_else(|| self.config.ipset.clone());
         let mut session = self.session()?;
         let report = crate::status::gather(&mut session, stats, &ipset)?;
+        if status.prometheus {
+            let counters = crate::metrics::Counters::load(&db).map_err(db_failure)?;
+            // `main` adds the last newline.
+            return Ok(crate::metrics::render(&report, &counters)
+                .trim_end()
+                .to_string());
+        }
         Ok(if status.json {
             report.json()
         } else {
@@ -290,7 +325,10 @@ impl App {
         drop(db_ro);
         let jail = flush.jail.as_deref().unwrap_or("all jails");
         if !flush.remove {
-            return Ok(format!("flush: kept {} ban(s) of {jail} in PVE", ours.len()));
+            return Ok(format!(
+                "flush: kept {} ban(s) of {jail} in PVE",
+                ours.len()
+            ));
         }
         let mut db = self.db()?;
         for want in &ours {
@@ -301,14 +339,18 @@ impl App {
         if self.foreground {
             let mut session = self.session()?;
             let mut report = Report::default();
-            if let Some(_lock) = DrainLock::take(&self.config.state_dir, self.config.pve.timeout * 3)
-                .map_err(lock_failure)?
+            if let Some(_lock) =
+                DrainLock::take(&self.config.state_dir, self.config.pve.timeout * 3)
+                    .map_err(lock_failure)?
             {
                 drain::pass(&mut session, &mut db, Backoff::Ignore, &mut report)?;
             }
         } else {
             self.start_background_drainer()?;
         }
-        Ok(format!("flush: queued removal of {} ban(s) of {jail}", ours.len()))
+        Ok(format!(
+            "flush: queued removal of {} ban(s) of {jail}",
+            ours.len()
+        ))
     }
 }

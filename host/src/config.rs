@@ -40,6 +40,8 @@ pub struct Config {
     /// The file the token was read from: `token_file`, or this file itself
     /// (for `doctor`'s permission check).
     pub token_path: PathBuf,
+    /// `[metrics] textfile`: Prometheus metrics written after each drain.
+    pub metrics_textfile: Option<PathBuf>,
     /// `[limits]`: fuel and memory of each policy call.
     pub limits: Limits,
     /// `[rules]` and `[policy_settings]`: what the policy is told and granted.
@@ -335,7 +337,9 @@ impl Config {
             })
             .collect::<Result<Vec<_>>>()?;
         let instance = match file.state.instance {
-            Some(name) => check_instance(&name).map_err(|e| bad(format!("[state] instance: {e}")))?,
+            Some(name) => {
+                check_instance(&name).map_err(|e| bad(format!("[state] instance: {e}")))?
+            }
             None => default_instance(),
         };
 
@@ -357,6 +361,7 @@ impl Config {
             rules: rules::rules(file.rules, file.policy_settings).map_err(bad)?,
             warnings,
             token_path,
+            metrics_textfile: file.metrics.textfile.map(|p| relative_to(path, &p)),
         })
     }
 }
@@ -366,11 +371,15 @@ fn check_instance(name: &str) -> Result<String, String> {
     let ok = !name.is_empty()
         && name.len() <= 32
         && name != "-"
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     if ok {
         Ok(name.to_string())
     } else {
-        Err(format!("'{name}' must be 1-32 letters, digits, '.', '_' or '-'"))
+        Err(format!(
+            "'{name}' must be 1-32 letters, digits, '.', '_' or '-'"
+        ))
     }
 }
 

@@ -43,7 +43,12 @@ pub enum Backoff {
 
 /// Sends what is ready, in order, until the queue is empty or a failure
 /// says to stop. The caller holds the drain lock.
-pub fn pass(session: &mut Session, db: &mut Db, backoff: Backoff, report: &mut Report) -> Result<(), Failure> {
+pub fn pass(
+    session: &mut Session,
+    db: &mut Db,
+    backoff: Backoff,
+    report: &mut Report,
+) -> Result<(), Failure> {
     loop {
         let groups = ready(db, backoff)?;
         if groups.is_empty() {
@@ -66,7 +71,10 @@ fn ready(db: &Db, backoff: Backoff) -> Result<Vec<Group>, Failure> {
     }
     // Ignoring back-off: everything pending is ready.
     db.conn()
-        .execute("UPDATE events SET next_try = 0 WHERE failed = 0 AND next_try > 0", [])
+        .execute(
+            "UPDATE events SET next_try = 0 WHERE failed = 0 AND next_try > 0",
+            [],
+        )
         .map_err(db_failure)?;
     if groups.is_empty() {
         queue::ready_groups(db, BATCH).map_err(db_failure)
@@ -77,7 +85,12 @@ fn ready(db: &Db, backoff: Backoff) -> Result<Vec<Group>, Failure> {
 
 /// Sends one group. `Some(remedy)` stops the pass: PVE is down or a person
 /// must act, so the following events would fail the same way.
-fn send(session: &mut Session, db: &mut Db, group: &Group, report: &mut Report) -> Result<Option<Remedy>, Failure> {
+fn send(
+    session: &mut Session,
+    db: &mut Db,
+    group: &Group,
+    report: &mut Report,
+) -> Result<Option<Remedy>, Failure> {
     let applied = queue::is_applied(db, &group.ipset, &group.entry).map_err(db_failure)?;
     let Some(action) = group.call(applied) else {
         queue::complete(db, group, applied).map_err(db_failure)?;
@@ -90,22 +103,40 @@ fn send(session: &mut Session, db: &mut Db, group: &Group, report: &mut Report) 
             // A broken policy: keep the events, say why.
             let text = trap.to_string();
             queue::postpone(db, group, &text, retry_delay(group)).map_err(db_failure)?;
+            crate::metrics::count_failure(db, "policy");
             record(report, group, trap);
             return Ok(Some(Remedy::Fix));
         }
     };
     match answer {
         Ok(words) => {
-            log::info(&words);
+            let event = group.last.id.to_string();
+            let fields = [
+                ("action", action.as_str()),
+                ("entry", group.entry.as_str()),
+                ("ipset", group.ipset.as_str()),
+                ("event", event.as_str()),
+            ];
+            log::event(log::Level::Info, "", &words, &fields);
             queue::complete(db, group, action == Action::Ban).map_err(db_failure)?;
+            crate::metrics::count_applied(db, action == Action::Ban);
             report.sent += 1;
             Ok(None)
         }
         Err(reported) => {
             let text = reported.failure.to_string();
+            crate::metrics::count_failure(db, crate::metrics::failure_kind(reported.kind));
             match reported.kind {
                 Remedy::Never | Remedy::Rejected => {
-                    log::write(log::Level::Error, "", &format!("{} '{}' dropped from the queue: {text}", action.as_str(), group.entry));
+                    log::write(
+                        log::Level::Error,
+                        "",
+                        &format!(
+                            "{} '{}' dropped from the queue: {text}",
+                            action.as_str(),
+                            group.entry
+                        ),
+                    );
                     queue::fail(db, group, &text).map_err(db_failure)?;
                     record(report, group, reported.failure);
                     Ok(None)
@@ -151,7 +182,8 @@ pub fn background(session: &mut Session, db: &mut Db, dir: &Path) -> Result<Repo
     let mut report = Report::default();
     let started = std::time::Instant::now();
     loop {
-        let Some(alive) = DrainLock::try_take_named(dir, queue::DRAINER).map_err(lock_failure)? else {
+        let Some(alive) = DrainLock::try_take_named(dir, queue::DRAINER).map_err(lock_failure)?
+        else {
             return Ok(report); // another drainer lives, and will see our events
         };
         loop {
@@ -183,14 +215,20 @@ pub fn background(session: &mut Session, db: &mut Db, dir: &Path) -> Result<Repo
 fn next_try_in(db: &Db) -> Result<Option<f64>, Failure> {
     let next: Option<f64> = db
         .conn()
-        .query_row("SELECT MIN(next_try) FROM events WHERE failed = 0", [], |row| row.get(0))
+        .query_row(
+            "SELECT MIN(next_try) FROM events WHERE failed = 0",
+            [],
+            |row| row.get(0),
+        )
         .map_err(db_failure)?;
     Ok(next.map(|t| t - queue::now()))
 }
 
 pub fn lock_failure(e: std::io::Error) -> Failure {
-    Failure::config(format!("cannot use the drain lock in the state directory: {e}"))
-        .hint("Check that the state directory ([state] dir) is writable by the user fail2ban runs as.")
+    Failure::config(format!(
+        "cannot use the drain lock in the state directory: {e}"
+    ))
+    .hint("Check that the state directory ([state] dir) is writable by the user fail2ban runs as.")
 }
 
 /// What `sync` changed in PVE besides draining.
@@ -213,7 +251,11 @@ pub fn reconcile(session: &mut Session, db: &mut Db, ipset: &str) -> Result<Reco
         ..Reconciled::default()
     };
 
-    for want in queue::desired(db).map_err(db_failure)?.into_iter().filter(|d| d.ipset == ipset) {
+    for want in queue::desired(db)
+        .map_err(db_failure)?
+        .into_iter()
+        .filter(|d| d.ipset == ipset)
+    {
         if want.expires.is_some_and(|t| t <= now) {
             // The ban is over; fail2ban (or the step below) removes it.
             queue::forget_desired(db, ipset, &want.entry).map_err(db_failure)?;
@@ -229,8 +271,12 @@ pub fn reconcile(session: &mut Session, db: &mut Db, ipset: &str) -> Result<Reco
         let mut req = want.request.clone();
         req.restored = true;
         session.apply(Action::Ban, &req)?.map_err(|r| r.failure)?;
+        crate::metrics::count_applied(db, true);
         queue::set_applied(db, ipset, &want.entry, true).map_err(db_failure)?;
-        log::info(&format!("re-added {} to IPSet '{ipset}': PVE had lost it", want.entry));
+        log::info(&format!(
+            "re-added {} to IPSet '{ipset}': PVE had lost it",
+            want.entry
+        ));
         done.readded += 1;
     }
 
@@ -250,9 +296,13 @@ pub fn reconcile(session: &mut Session, db: &mut Db, ipset: &str) -> Result<Reco
             ..queue::Request::default()
         };
         session.apply(Action::Unban, &req)?.map_err(|r| r.failure)?;
+        crate::metrics::count_applied(db, false);
         queue::set_applied(db, ipset, &entry.cidr, false).map_err(db_failure)?;
         queue::forget_desired(db, ipset, &entry.cidr).map_err(db_failure)?;
-        log::info(&format!("removed expired {} from IPSet '{ipset}'", entry.cidr));
+        log::info(&format!(
+            "removed expired {} from IPSet '{ipset}'",
+            entry.cidr
+        ));
         done.expired_removed += 1;
     }
     Ok(done)

@@ -137,7 +137,12 @@ mod tests {
 
     #[test]
     fn json_line_is_one_object_with_fields() {
-        let line = json_line(Level::Info, "drain", "ban\ndone", &[("entry", "192.0.2.1"), ("level", "x")]);
+        let line = json_line(
+            Level::Info,
+            "drain",
+            "ban\ndone",
+            &[("entry", "192.0.2.1"), ("level", "x")],
+        );
         assert!(!line.contains('\n'), "{line}");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["level"], "info");

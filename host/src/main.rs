@@ -11,7 +11,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(failure) => {
-            eprintln!("fail2pvefw: {failure}");
+            fail2pvefw::log::failure(&failure);
             failure.exit_code()
         }
     }

@@ -20,7 +20,11 @@ pub fn instantiate(config: &Config, source: &Source) -> Result<Instance> {
 /// granted when the host hands the policy a request naming it.
 pub fn host_state(config: &Config, source: &Source) -> HostState {
     let grant = capabilities::pve::Grant::new([config.ipset.clone()], &config.rules.allow_paths);
-    let pve_hosts = capabilities::settings::pve_host_addresses(&config.pve.host);
+    // Every configured node, `host` and the `hosts` fallbacks.
+    let pve_hosts: Vec<_> = std::iter::once(&config.pve.host)
+        .chain(config.pve.fallbacks.iter().map(|f| &f.host))
+        .flat_map(capabilities::settings::pve_host_addresses)
+        .collect();
     HostState::new(
         capabilities::pve::Pve::new(config.pve.clone(), grant),
         capabilities::store::Store::new(Some(config.state_dir.clone()), source.namespace()),

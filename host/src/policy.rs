@@ -88,7 +88,9 @@ impl Runtime {
         })?;
         let mut linker = Linker::new(&engine);
         capabilities::add_to_linker(&mut linker)
-            .and_then(|_| capabilities::traps::define_ungranted_as_traps(&mut linker, &component, &engine))
+            .and_then(|_| {
+                capabilities::traps::define_ungranted_as_traps(&mut linker, &component, &engine)
+            })
             .map_err(|e| Failure::config(format!("cannot link {}: {e:#}", source.describe())))?;
         Ok(Runtime {
             engine,
@@ -200,9 +202,14 @@ impl Instance {
         Ok(tidy(outcome))
     }
 
-    pub fn entries(&mut self, ipset: &str) -> Result<Outcome<Vec<bindings::exports::fail2pvefw::policy::action::Entry>>> {
+    pub fn entries(
+        &mut self,
+        ipset: &str,
+    ) -> Result<Outcome<Vec<bindings::exports::fail2pvefw::policy::action::Entry>>> {
         self.grant_ipset(ipset);
-        self.call("entries", |p, s| p.fail2pvefw_policy_action().call_entries(s, ipset))
+        self.call("entries", |p, s| {
+            p.fail2pvefw_policy_action().call_entries(s, ipset)
+        })
     }
 
     /// The IPSet the admin named for this call (config or `-i`) is granted.
@@ -307,7 +314,8 @@ fn plausible_entry(entry: &str) -> bool {
 /// The policy's words go to fail2ban's log and the terminal: one line, cut
 /// to a sane length, whatever the policy returned.
 fn tidy(outcome: Outcome<String>) -> Outcome<String> {
-    let clean = |text: String| -> String { crate::log::sanitize(&text).chars().take(2000).collect() };
+    let clean =
+        |text: String| -> String { crate::log::sanitize(&text).chars().take(2000).collect() };
     match outcome {
         Ok(text) => Ok(clean(text)),
         Err(PolicyError::InvalidInput(m)) => Err(PolicyError::InvalidInput(clean(m))),

@@ -9,8 +9,8 @@ use crate::policy::bindings;
 use clap::{Args, Subcommand};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
 
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
@@ -40,7 +40,8 @@ pub fn run(args: PolicyArgs) -> Result<String> {
 
 fn check(file: &Path) -> Result<String> {
     let name = format!("policy '{}'", file.display());
-    let bytes = std::fs::read(file).map_err(|e| Failure::config(format!("cannot read {name}: {e}")))?;
+    let bytes =
+        std::fs::read(file).map_err(|e| Failure::config(format!("cannot read {name}: {e}")))?;
     let mut config = wasmtime::Config::new();
     config.consume_fuel(true);
     let engine = Engine::new(&config)
@@ -66,11 +67,15 @@ fn check(file: &Path) -> Result<String> {
         return Err(Failure::config(format!(
             "{name} does not export '{ACTION}': it is not a fail2pvefw policy\n\n{out}"
         ))
-        .hint("Implement the `policy` world of wit/policy.wit (wit_bindgen::generate! and export!)."));
+        .hint(
+            "Implement the `policy` world of wit/policy.wit (wit_bindgen::generate! and export!).",
+        ));
     }
     link(&engine, &component).map_err(|e| {
-        Failure::config(format!("{name} does not fit the policy world: {e:#}\n\n{out}"))
-            .hint("Rebuild it against this fail2pvefw's wit/policy.wit.")
+        Failure::config(format!(
+            "{name} does not fit the policy world: {e:#}\n\n{out}"
+        ))
+        .hint("Rebuild it against this fail2pvefw's wit/policy.wit.")
     })?;
     out.push_str("ok: it links against fail2pvefw:policy/policy and can be used with --policy");
     Ok(out)

@@ -27,7 +27,11 @@ impl Action {
     }
 
     fn parse(text: &str) -> Action {
-        if text == "ban" { Action::Ban } else { Action::Unban }
+        if text == "ban" {
+            Action::Ban
+        } else {
+            Action::Unban
+        }
     }
 }
 
@@ -49,7 +53,10 @@ impl Request {
     /// When the ban ends, from its start and length; `None` is permanent.
     pub fn expires(&self, now: f64) -> Option<i64> {
         let bantime = self.bantime.filter(|&t| t >= 0)?;
-        let start = self.time.filter(|t| t.is_finite() && *t > 0.0).unwrap_or(now);
+        let start = self
+            .time
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .unwrap_or(now);
         Some(start as i64 + bantime)
     }
 }
@@ -210,7 +217,12 @@ pub fn set_applied(db: &Db, ipset: &str, entry: &str, applied: bool) -> rusqlite
     set_applied_in(db.conn(), ipset, entry, applied)
 }
 
-fn set_applied_in(conn: &rusqlite::Connection, ipset: &str, entry: &str, applied: bool) -> rusqlite::Result<()> {
+fn set_applied_in(
+    conn: &rusqlite::Connection,
+    ipset: &str,
+    entry: &str,
+    applied: bool,
+) -> rusqlite::Result<()> {
     if applied {
         conn.execute(
             "INSERT OR IGNORE INTO applied (ipset, entry) VALUES (?1, ?2)",
@@ -357,7 +369,11 @@ pub fn set_meta(db: &Db, key: &str, value: &str) -> rusqlite::Result<()> {
 
 pub fn get_meta(db: &Db, key: &str) -> rusqlite::Result<Option<String>> {
     db.conn()
-        .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |row| row.get(0))
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            params![key],
+            |row| row.get(0),
+        )
         .optional()
 }
 
@@ -490,9 +506,15 @@ mod tests {
         let groups = ready_groups(&db, 100).unwrap();
         postpone(&db, &groups[0], "down", 60.0).unwrap();
         assert!(ready_groups(&db, 100).unwrap().is_empty());
-        assert_eq!(event_state(&db, id).unwrap(), EventState::Pending(Some("down".into())));
+        assert_eq!(
+            event_state(&db, id).unwrap(),
+            EventState::Pending(Some("down".into()))
+        );
         fail(&db, &groups[0], "refused").unwrap();
-        assert_eq!(event_state(&db, id).unwrap(), EventState::Failed("refused".into()));
+        assert_eq!(
+            event_state(&db, id).unwrap(),
+            EventState::Failed("refused".into())
+        );
         let stats = stats(&db).unwrap();
         assert_eq!((stats.pending, stats.failed), (0, 1));
         assert_eq!(stats.last_error.as_deref(), Some("refused"));

@@ -40,7 +40,9 @@ pub fn gather(session: &mut Session, queue: Stats, ipset: &str) -> Result<Report
     match session.entries(ipset)? {
         Ok(entries) => {
             let mine = |e: &&crate::session::Entry| {
-                e.owner.as_ref().is_some_and(|o| o.instance == session.instance_name)
+                e.owner
+                    .as_ref()
+                    .is_some_and(|o| o.instance == session.instance_name)
             };
             let ours = entries.iter().filter(mine).count() as u64;
             let tagged = entries.iter().filter(|e| e.owner.is_some()).count() as u64;
@@ -50,7 +52,9 @@ pub fn gather(session: &mut Session, queue: Stats, ipset: &str) -> Result<Report
             report.not_ours = Some(entries.len() as u64 - tagged);
             report.estimated_bytes = Some(section_bytes(
                 ipset,
-                entries.iter().map(|e| (e.cidr.as_str(), e.comment.as_deref())),
+                entries
+                    .iter()
+                    .map(|e| (e.cidr.as_str(), e.comment.as_deref())),
             ));
         }
         Err(reported) => report.error = Some(reported.failure.to_string()),
@@ -64,11 +68,16 @@ pub fn gather(session: &mut Session, queue: Stats, ipset: &str) -> Result<Report
 
 /// The size of `[IPSET name]` in `cluster.fw` as PVE formats it: header,
 /// blank line, `cidr # comment` lines, blank line.
-pub fn section_bytes<'a>(name: &str, entries: impl Iterator<Item = (&'a str, Option<&'a str>)>) -> u64 {
+pub fn section_bytes<'a>(
+    name: &str,
+    entries: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+) -> u64 {
     let header = format!("[IPSET {name}]\n\n").len() as u64;
     let lines: u64 = entries
         .map(|(cidr, comment)| {
-            let comment = comment.filter(|c| !c.trim().is_empty()).map_or(0, |c| 3 + c.len());
+            let comment = comment
+                .filter(|c| !c.trim().is_empty())
+                .map_or(0, |c| 3 + c.len());
             (cidr.len() + comment + 1) as u64
         })
         .sum();
@@ -93,7 +102,10 @@ impl Report {
         ));
         out.push(format!("desired bans:  {}", q.desired));
         if let Some(error) = &q.last_error {
-            out.push(format!("last error:    {}", error.lines().next().unwrap_or("")));
+            out.push(format!(
+                "last error:    {}",
+                error.lines().next().unwrap_or("")
+            ));
         }
         let i = &self.ipset;
         match (i.entries, &i.error) {
@@ -112,7 +124,11 @@ impl Report {
                     i.cluster_fw_limit
                 ));
             }
-            (None, Some(error)) => out.push(format!("IPSet '{}':  unreadable: {}", i.name, error.lines().next().unwrap_or(""))),
+            (None, Some(error)) => out.push(format!(
+                "IPSet '{}':  unreadable: {}",
+                i.name,
+                error.lines().next().unwrap_or("")
+            )),
             (None, None) => {}
         }
         out.join("\n")
@@ -126,7 +142,10 @@ mod tests {
     #[test]
     fn section_size_matches_pve_layout() {
         // "[IPSET f2b]\n\n" + "1.2.3.4 # x\n" + "10.0.0.0/8\n" + "\n"
-        let n = section_bytes("f2b", [("1.2.3.4", Some("x")), ("10.0.0.0/8", None)].into_iter());
+        let n = section_bytes(
+            "f2b",
+            [("1.2.3.4", Some("x")), ("10.0.0.0/8", None)].into_iter(),
+        );
         assert_eq!(n, 13 + 12 + 11 + 1);
     }
 }

@@ -323,7 +323,7 @@ fn trusted_by(config: &Config, presented: &Presented) -> String {
     }
 }
 
-fn why_refused(err: &rustls::Error) -> String {
+pub(crate) fn why_refused(err: &rustls::Error) -> String {
     match err {
         rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))
             if other.0.downcast_ref::<tls::PinMismatch>().is_some() =>

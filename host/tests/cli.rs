@@ -26,7 +26,10 @@ fn ban_adds_entry_with_dated_comment_and_unban_removes_it() {
     // The human text, then the ownership tag: this instance, no jail, no expiry.
     let (text, tag) = comment.rsplit_once(' ').unwrap();
     assert_eq!(text, "[2023/11/14 22:13:20] sshd: 3 attempts");
-    assert!(tag.starts_with("f2p:") && tag.ends_with("/-/-"), "{comment}");
+    assert!(
+        tag.starts_with("f2p:") && tag.ends_with("/-/-"),
+        "{comment}"
+    );
 
     let r = s.run(&["-f", "unban", "203.0.113.7", "-f"]);
     assert_eq!(r.code, 0, "{r:?}");
@@ -205,7 +208,10 @@ fn other_ipset_with_dash_i() {
     let mut opts = options();
     opts.ipsets = vec![("fail2ban".into(), vec![]), ("blacklist".into(), vec![])];
     let s = Setup::with(opts);
-    assert_eq!(s.run(&["-f", "ban", "-i", "blacklist", "192.0.2.1"]).code, 0);
+    assert_eq!(
+        s.run(&["-f", "ban", "-i", "blacklist", "192.0.2.1"]).code,
+        0
+    );
     assert_eq!(s.emu.entries("blacklist").unwrap().len(), 1);
     assert!(s.cidrs().is_empty());
 }
@@ -378,7 +384,13 @@ fn config_from_environment_variable() {
 #[test]
 fn missing_policy_file_is_a_config_error() {
     let s = Setup::new();
-    let r = s.run(&["--policy", "/nonexistent/x.wasm", "-f", "ban", "203.0.113.7"]);
+    let r = s.run(&[
+        "--policy",
+        "/nonexistent/x.wasm",
+        "-f",
+        "ban",
+        "203.0.113.7",
+    ]);
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stderr.contains("/nonexistent/x.wasm"), "{r:?}");
 }
@@ -416,6 +428,9 @@ fn next_host_is_tried_when_one_is_down() {
     s.write_config(&text);
     let r = s.run(&["-f", "ban", "203.0.113.11"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stderr.contains("127.0.0.1:1"), "the failover is not logged: {r:?}");
+    assert!(
+        r.stderr.contains("127.0.0.1:1"),
+        "the failover is not logged: {r:?}"
+    );
     assert_eq!(s.cidrs(), ["203.0.113.11"]);
 }

@@ -24,7 +24,9 @@ fn example_policy_escalates_to_the_subnet_with_the_same_binary() {
 
     let s = Setup::new();
     let text = std::fs::read_to_string(&s.config).unwrap();
-    s.write_config(&format!("{text}\n[policy_settings]\nthreshold = 3\nwindow = 600\n"));
+    s.write_config(&format!(
+        "{text}\n[policy_settings]\nthreshold = 3\nwindow = 600\n"
+    ));
 
     // The built-in policy: three bans, three entries.
     for ip in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
@@ -38,7 +40,11 @@ fn example_policy_escalates_to_the_subnet_with_the_same_binary() {
         let r = s.run(&["--policy", policy, "-f", "ban", ip]);
         assert_eq!(r.code, 0, "{r:?}");
     }
-    let ours: Vec<String> = s.cidrs().into_iter().filter(|c| c.starts_with("203.")).collect();
+    let ours: Vec<String> = s
+        .cidrs()
+        .into_iter()
+        .filter(|c| c.starts_with("203."))
+        .collect();
     assert_eq!(ours, ["203.0.113.0/24"]);
 
     // Unbans stay consistent: the subnet goes with its last member.

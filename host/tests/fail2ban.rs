@@ -69,11 +69,25 @@ fn failures_in_the_log_land_with_jail_and_failure_count() {
     let f2b = started(Jail::fail2pvefw(&s.config));
     let t = Instant::now();
     f2b.fail("203.0.113.7", 3);
-    wait_until("the ban to land", LAND, || s.cidrs() == ["203.0.113.7"], || context(&s, &f2b));
-    println!("3 failures in the log -> entry in PVE: {:.2} s", t.elapsed().as_secs_f64());
+    wait_until(
+        "the ban to land",
+        LAND,
+        || s.cidrs() == ["203.0.113.7"],
+        || context(&s, &f2b),
+    );
+    println!(
+        "3 failures in the log -> entry in PVE: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     let comment = comment_of(&s, "203.0.113.7");
-    assert!(comment.contains(&format!("{JAIL}, 3 failures")), "{comment}");
-    assert!(comment.contains(&format!("/{JAIL}/")), "ownership tag names the jail: {comment}");
+    assert!(
+        comment.contains(&format!("{JAIL}, 3 failures")),
+        "{comment}"
+    );
+    assert!(
+        comment.contains(&format!("/{JAIL}/")),
+        "ownership tag names the jail: {comment}"
+    );
     assert_eq!(f2b.currently_banned(), 1);
 }
 
@@ -84,10 +98,28 @@ fn bantime_expiry_removes_the_entry() {
     let ip = "203.0.113.9".to_string();
     f2b.banip(std::slice::from_ref(&ip));
     let t = Instant::now();
-    wait_until("the ban to land", LAND, || s.cidrs() == [ip.as_str()], || context(&s, &f2b));
-    wait_until("the expired ban to leave", LAND, || s.cidrs().is_empty(), || context(&s, &f2b));
-    println!("bantime 4 s: entry removed {:.2} s after the ban", t.elapsed().as_secs_f64());
-    let deletes: Vec<_> = s.emu.requests().into_iter().filter(|r| r.method == "DELETE").collect();
+    wait_until(
+        "the ban to land",
+        LAND,
+        || s.cidrs() == [ip.as_str()],
+        || context(&s, &f2b),
+    );
+    wait_until(
+        "the expired ban to leave",
+        LAND,
+        || s.cidrs().is_empty(),
+        || context(&s, &f2b),
+    );
+    println!(
+        "bantime 4 s: entry removed {:.2} s after the ban",
+        t.elapsed().as_secs_f64()
+    );
+    let deletes: Vec<_> = s
+        .emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .collect();
     assert_eq!(deletes.len(), 1, "{deletes:?}");
     assert_eq!(deletes[0].status, 200, "{deletes:?}");
     assert_eq!(f2b.currently_banned(), 0);
@@ -111,12 +143,23 @@ fn banip_cidr_and_ipv6_land_as_pve_stores_them() {
         || context(&s, &f2b),
     );
     let comment = comment_of(&s, "192.0.2.0/24");
-    assert!(comment.contains(&format!("{JAIL}, 0 failures")), "{comment}");
+    assert!(
+        comment.contains(&format!("{JAIL}, 0 failures")),
+        "{comment}"
+    );
     let comment = comment_of(&s, "2001:db8::42");
-    assert!(comment.contains(&format!("{JAIL}, 3 failures")), "{comment}");
+    assert!(
+        comment.contains(&format!("{JAIL}, 3 failures")),
+        "{comment}"
+    );
     // unbanip removes exactly what banip stored.
     f2b.ok(&["set", JAIL, "unbanip", "192.0.2.0/24"]);
-    wait_until("the CIDR to leave", LAND, || s.cidrs() == ["2001:db8::42"], || context(&s, &f2b));
+    wait_until(
+        "the CIDR to leave",
+        LAND,
+        || s.cidrs() == ["2001:db8::42"],
+        || context(&s, &f2b),
+    );
 }
 
 #[test]
@@ -135,7 +178,12 @@ fn two_hundred_bans_land_and_fail2ban_waits_as_for_a_do_nothing_action() {
     let f2b = started(Jail::fail2pvefw(&s.config));
     let reply = f2b.banip(&ips);
     assert_eq!(reply.stdout.trim(), "200", "{reply:?}");
-    let landed = wait_until("200 bans to land", Duration::from_secs(60), || s.cidrs().len() == 200, || context(&s, &f2b));
+    let landed = wait_until(
+        "200 bans to land",
+        Duration::from_secs(60),
+        || s.cidrs().len() == 200,
+        || context(&s, &f2b),
+    );
     let mut cidrs = s.cidrs();
     cidrs.sort();
     let mut want = ips.clone();
@@ -168,8 +216,18 @@ fn restart_with_the_same_database_costs_no_pve_writes() {
     ips.extend(["192.0.2.0/24".to_string(), "2001:db8::9".to_string()]);
     f2b.banip(&ips);
     let total = ips.len() + 1;
-    wait_until("the bans to land", LAND, || s.cidrs().len() == total, || context(&s, &f2b));
-    wait_until("the queue to drain", LAND, || pending(&s) == 0, || context(&s, &f2b));
+    wait_until(
+        "the bans to land",
+        LAND,
+        || s.cidrs().len() == total,
+        || context(&s, &f2b),
+    );
+    wait_until(
+        "the queue to drain",
+        LAND,
+        || pending(&s) == 0,
+        || context(&s, &f2b),
+    );
     assert_eq!(f2b.currently_banned(), total);
     let writes = s.emu.write_count();
     let before = sorted_entries(&s);
@@ -187,9 +245,21 @@ fn restart_with_the_same_database_costs_no_pve_writes() {
     assert_eq!(pending(&s), 0, "a restored ban was queued");
     let sync = s.run(&["sync"]);
     assert_eq!(sync.code, 0, "{sync:?}");
-    assert!(sync.stdout.contains("0 re-added, 0 expired removed"), "{sync:?}");
-    let changes: Vec<_> = s.emu.requests().into_iter().filter(|r| r.method != "GET").collect();
-    assert_eq!(s.emu.write_count(), writes, "PVE writes at restart; all writes: {changes:#?}");
+    assert!(
+        sync.stdout.contains("0 re-added, 0 expired removed"),
+        "{sync:?}"
+    );
+    let changes: Vec<_> = s
+        .emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .collect();
+    assert_eq!(
+        s.emu.write_count(),
+        writes,
+        "PVE writes at restart; all writes: {changes:#?}"
+    );
     assert_eq!(sorted_entries(&s), before);
     println!(
         "restart with {total} bans: stop {:.2} s, start until all restored {:.2} s, 0 PVE writes",

@@ -26,7 +26,11 @@ fn ban(s: &Setup, mode: &str) -> Run {
 
 fn assert_contained(r: &Run, call: &str, why: &str) {
     assert_eq!(r.code, 3, "{r:?}");
-    let first = r.stderr.lines().find(|l| l.starts_with("fail2pvefw: ")).unwrap_or("");
+    let first = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("fail2pvefw: "))
+        .unwrap_or("");
     assert!(first.contains(hostile().to_str().unwrap()), "{r:?}");
     assert!(first.contains(&format!("failed in '{call}'")), "{r:?}");
     assert!(first.contains(why), "{r:?}");
@@ -38,7 +42,11 @@ fn looping_policy_is_stopped_within_its_deadline() {
     let started = Instant::now();
     let r = ban(&s, "loop");
     assert_contained(&r, "ban", "ran out of fuel");
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(s.cidrs().is_empty());
 }
 
@@ -65,9 +73,16 @@ fn path_not_granted_is_denied_before_any_request() {
     let s = Setup::new();
     let r = ban(&s, "users");
     assert_eq!(r.code, 3, "{r:?}");
-    assert!(r.stderr.contains("GET '/access/users' is outside what the policy is granted"), "{r:?}");
     assert!(
-        s.emu.requests().iter().all(|req| !req.path.contains("/access")),
+        r.stderr
+            .contains("GET '/access/users' is outside what the policy is granted"),
+        "{r:?}"
+    );
+    assert!(
+        s.emu
+            .requests()
+            .iter()
+            .all(|req| !req.path.contains("/access")),
         "{:?}",
         s.emu.requests()
     );
@@ -78,7 +93,10 @@ fn nonsense_from_validate_is_refused_and_not_echoed() {
     let s = Setup::new();
     let r = ban(&s, "garbage");
     assert_contained(&r, "validate", "which is not an IPSet entry");
-    assert!(!r.all().contains('\u{1b}'), "escape codes reached the terminal");
+    assert!(
+        !r.all().contains('\u{1b}'),
+        "escape codes reached the terminal"
+    );
     assert!(s.emu.requests().is_empty());
 }
 
@@ -108,7 +126,13 @@ fn wasi_files_clocks_and_sockets_trap_cleanly() {
 fn environment_is_empty_to_the_policy() {
     let s = Setup::new();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_fail2pvefw"))
-        .args(["--policy", hostile().to_str().unwrap(), "sandbox", "ban", "env"])
+        .args([
+            "--policy",
+            hostile().to_str().unwrap(),
+            "sandbox",
+            "ban",
+            "env",
+        ])
         .env("FAIL2PVEFW_TEST_SECRET", "hunter2")
         .output()
         .unwrap();

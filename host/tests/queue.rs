@@ -41,9 +41,13 @@ fn background_ban_returns_at_once_and_lands() {
     let r = s.run(&["ban", "192.0.2.10", "--jail", "sshd"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.is_empty(), "{r:?}");
-    wait_until("the ban to land", Duration::from_secs(20), || s.cidrs() == ["192.0.2.10"]);
+    wait_until("the ban to land", Duration::from_secs(20), || {
+        s.cidrs() == ["192.0.2.10"]
+    });
     ok(s.run(&["unban", "192.0.2.10"]));
-    wait_until("the unban to land", Duration::from_secs(20), || s.cidrs().is_empty());
+    wait_until("the unban to land", Duration::from_secs(20), || {
+        s.cidrs().is_empty()
+    });
 }
 
 #[test]
@@ -101,14 +105,17 @@ fn killed_drainer_loses_and_doubles_nothing() {
         ok(s.run(&["--queue-only", "ban", ip]));
     }
     // Slow writes, so the drainer is mid-queue when it dies.
-    s.emu.fail_next_writes(30, Fault::Stall(Duration::from_millis(100)));
+    s.emu
+        .fail_next_writes(30, Fault::Stall(Duration::from_millis(100)));
     let mut drainer = Command::new(env!("CARGO_BIN_EXE_fail2pvefw"))
         .args(["--config", s.config.to_str().unwrap(), "sync"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_until("some bans to land", Duration::from_secs(20), || s.cidrs().len() >= 5);
+    wait_until("some bans to land", Duration::from_secs(20), || {
+        s.cidrs().len() >= 5
+    });
     drainer.kill().unwrap(); // SIGKILL
     drainer.wait().unwrap();
     let landed = s.cidrs().len();
@@ -128,7 +135,12 @@ fn concurrent_bans_land_exactly_once() {
     let children: Vec<_> = (1..=64)
         .map(|i| {
             Command::new(env!("CARGO_BIN_EXE_fail2pvefw"))
-                .args(["--config", s.config.to_str().unwrap(), "ban", &format!("198.51.100.{i}")])
+                .args([
+                    "--config",
+                    s.config.to_str().unwrap(),
+                    "ban",
+                    &format!("198.51.100.{i}"),
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -139,7 +151,9 @@ fn concurrent_bans_land_exactly_once() {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{out:?}");
     }
-    wait_until("64 bans to land", Duration::from_secs(60), || s.cidrs().len() == 64);
+    wait_until("64 bans to land", Duration::from_secs(60), || {
+        s.cidrs().len() == 64
+    });
     ok(s.run(&["sync"]));
     assert_eq!(s.cidrs().len(), 64);
     assert_eq!(writes(&s, "POST"), 64);
@@ -150,7 +164,15 @@ fn fail2ban_restart_costs_no_pve_writes() {
     let s = Setup::new();
     let ips: Vec<String> = (1..=20).map(|i| format!("192.0.2.{i}")).collect();
     for ip in &ips {
-        ok(s.run(&["--queue-only", "ban", ip, "--jail", "sshd", "--bantime", "3600"]));
+        ok(s.run(&[
+            "--queue-only",
+            "ban",
+            ip,
+            "--jail",
+            "sshd",
+            "--bantime",
+            "3600",
+        ]));
     }
     ok(s.run(&["sync"]));
     let before = s.emu.write_count();
@@ -158,7 +180,17 @@ fn fail2ban_restart_costs_no_pve_writes() {
     ok(s.run(&["flush", "--jail", "sshd"]));
     // Start: with norestored = 0 fail2ban would re-ban every stored ticket.
     for ip in &ips {
-        ok(s.run(&["-f", "ban", ip, "--jail", "sshd", "--bantime", "3600", "--restored", "1"]));
+        ok(s.run(&[
+            "-f",
+            "ban",
+            ip,
+            "--jail",
+            "sshd",
+            "--bantime",
+            "3600",
+            "--restored",
+            "1",
+        ]));
     }
     ok(s.run(&["sync"]));
     assert_eq!(s.emu.write_count(), before, "{:?}", s.emu.requests());
@@ -178,9 +210,30 @@ fn flush_remove_takes_only_this_jails_entries() {
 fn sync_removes_expired_own_entries() {
     let s = Setup::new();
     let long_ago = (support_now() - 1000).to_string();
-    ok(s.run(&["-f", "ban", "192.0.2.77", "-t", &long_ago, "--bantime", "100", "--jail", "sshd"]));
-    ok(s.run(&["-f", "ban", "192.0.2.78", "--bantime", "3600", "--jail", "sshd"]));
-    let comment = s.emu.entries("fail2ban").unwrap()[0].comment.clone().unwrap();
+    ok(s.run(&[
+        "-f",
+        "ban",
+        "192.0.2.77",
+        "-t",
+        &long_ago,
+        "--bantime",
+        "100",
+        "--jail",
+        "sshd",
+    ]));
+    ok(s.run(&[
+        "-f",
+        "ban",
+        "192.0.2.78",
+        "--bantime",
+        "3600",
+        "--jail",
+        "sshd",
+    ]));
+    let comment = s.emu.entries("fail2ban").unwrap()[0]
+        .comment
+        .clone()
+        .unwrap();
     assert!(comment.contains(" f2p:"), "{comment}");
     let r = s.run(&["sync"]);
     assert_eq!(r.code, 0, "{r:?}");
@@ -190,7 +243,15 @@ fn sync_removes_expired_own_entries() {
 #[test]
 fn sync_re_adds_what_pve_lost() {
     let s = Setup::new();
-    ok(s.run(&["-f", "ban", "192.0.2.90", "--bantime", "3600", "--jail", "sshd"]));
+    ok(s.run(&[
+        "-f",
+        "ban",
+        "192.0.2.90",
+        "--bantime",
+        "3600",
+        "--jail",
+        "sshd",
+    ]));
     s.emu.set_cluster_fw("[IPSET fail2ban]\n\n");
     assert!(s.cidrs().is_empty());
     ok(s.run(&["sync"]));
@@ -204,12 +265,25 @@ fn manual_and_foreign_entries_survive_every_command() {
         "fail2ban".into(),
         vec![
             ("192.0.2.200".into(), Some("added by hand".into())),
-            ("192.0.2.201".into(), Some("[2020/01/01 00:00:00] sshd f2p:otherhost/sshd/1".into())),
+            (
+                "192.0.2.201".into(),
+                Some("[2020/01/01 00:00:00] sshd f2p:otherhost/sshd/1".into()),
+            ),
         ],
     )];
     let s = Setup::with(opts);
     let long_ago = (support_now() - 1000).to_string();
-    ok(s.run(&["-f", "ban", "192.0.2.202", "-t", &long_ago, "--bantime", "10", "--jail", "sshd"]));
+    ok(s.run(&[
+        "-f",
+        "ban",
+        "192.0.2.202",
+        "-t",
+        &long_ago,
+        "--bantime",
+        "10",
+        "--jail",
+        "sshd",
+    ]));
     ok(s.run(&["sync"]));
     ok(s.run(&["-f", "ban", "192.0.2.203", "--jail", "sshd"]));
     ok(s.run(&["-f", "unban", "192.0.2.203"]));

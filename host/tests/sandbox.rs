@@ -7,11 +7,25 @@ use support::run_binary;
 
 #[test]
 fn sandbox_ban_works_without_config_and_shows_the_call_and_the_ipset() {
-    let r = run_binary(&["--config", "/nonexistent/config.toml", "sandbox", "ban", "203.0.113.7"]);
+    let r = run_binary(&[
+        "--config",
+        "/nonexistent/config.toml",
+        "sandbox",
+        "ban",
+        "203.0.113.7",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.contains("POST /cluster/firewall/ipset/fail2ban cidr=\"203.0.113.7\""), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("POST /cluster/firewall/ipset/fail2ban cidr=\"203.0.113.7\""),
+        "{r:?}"
+    );
     assert!(r.stdout.contains("-> 200 OK"), "{r:?}");
-    assert!(r.stdout.contains("IPSet 'fail2ban' (1 entry):\n  203.0.113.7 # ["), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("IPSet 'fail2ban' (1 entry):\n  203.0.113.7 # ["),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -23,11 +37,21 @@ fn sandbox_state_carries_over_with_seed_and_save() {
     assert_eq!(r.code, 0, "{r:?}");
     let r = run_binary(&["sandbox", "--seed", fw, "--save", fw, "ban", "10.0.0.9/8"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.contains("-> 400 Parameter verification failed."), "{r:?}");
-    assert!(r.stdout.contains("10.0.0.0/8 was already in IPSet"), "{r:?}");
+    assert!(
+        r.stdout.contains("-> 400 Parameter verification failed."),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout.contains("10.0.0.0/8 was already in IPSet"),
+        "{r:?}"
+    );
     let r = run_binary(&["sandbox", "--seed", fw, "--save", fw, "unban", "10.1.2.3/8"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.contains("DELETE /cluster/firewall/ipset/fail2ban/10.0.0.0%2F8"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("DELETE /cluster/firewall/ipset/fail2ban/10.0.0.0%2F8"),
+        "{r:?}"
+    );
     assert!(r.stdout.contains("IPSet 'fail2ban' (0 entries)"), "{r:?}");
 }
 
@@ -37,7 +61,13 @@ fn sandbox_refuses_never_ban_and_pve_host_with_exit_2() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("never_ban"), "{r:?}");
     assert!(r.stdout.contains("PVE calls: none"), "{r:?}");
-    let r = run_binary(&["sandbox", "--pve-host", "198.51.100.5", "ban", "198.51.100.0/24"]);
+    let r = run_binary(&[
+        "sandbox",
+        "--pve-host",
+        "198.51.100.5",
+        "ban",
+        "198.51.100.0/24",
+    ]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("lock the administrator out"), "{r:?}");
 }

@@ -74,11 +74,22 @@ impl Guest for SubnetEscalation {
 struct Host;
 
 impl Pve for Host {
-    fn request(&mut self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<Answer, Failure> {
-        let owned: Vec<(String, String)> =
-            params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Answer, Failure> {
+        let owned: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         match pve::request(method, path, &owned) {
-            Ok(r) => Ok(Answer { status: r.status, reason: r.reason, body: r.body }),
+            Ok(r) => Ok(Answer {
+                status: r.status,
+                reason: r.reason,
+                body: r.body,
+            }),
             Err(e) => Err(match e {
                 Error::Denied(m) => Failure::Denied(m),
                 Error::InvalidInput(m) => Failure::Invalid(m),

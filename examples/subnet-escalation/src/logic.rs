@@ -20,7 +20,12 @@ pub enum Failure {
 }
 
 pub trait Pve {
-    fn request(&mut self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<Answer, Failure>;
+    fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Answer, Failure>;
 }
 
 pub trait Store {
@@ -74,7 +79,11 @@ fn judged(answer: Answer) -> Result<(), Failure> {
 }
 
 fn post(pve: &mut impl Pve, ipset: &str, cidr: &str, comment: &str) -> Result<(), Failure> {
-    judged(pve.request("POST", &path(ipset, None), &[("cidr", cidr), ("comment", comment)])?)
+    judged(pve.request(
+        "POST",
+        &path(ipset, None),
+        &[("cidr", cidr), ("comment", comment)],
+    )?)
 }
 
 fn delete(pve: &mut impl Pve, ipset: &str, cidr: &str) -> Result<(), Failure> {
@@ -88,7 +97,11 @@ pub fn read_ipset(pve: &mut impl Pve, ipset: &str) -> Result<String, Failure> {
 }
 
 fn words(value: Option<String>) -> Vec<String> {
-    value.unwrap_or_default().split_whitespace().map(str::to_string).collect()
+    value
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 impl Escalation {
@@ -124,7 +137,11 @@ impl Escalation {
             post(pve, ipset, &addr, comment)?;
             let text: Vec<String> = hits.iter().map(|(a, t)| format!("{a}@{t}")).collect();
             store.set(&hits_key, &text.join(" "))?;
-            return Ok(format!("added {addr} ({} of {} in {net})", hits.len(), self.threshold));
+            return Ok(format!(
+                "added {addr} ({} of {} in {net})",
+                hits.len(),
+                self.threshold
+            ));
         }
         let why = format!("subnet-escalation: {} bans in {net}", hits.len());
         post(pve, ipset, &net, &why)?;
@@ -134,7 +151,10 @@ impl Escalation {
         }
         store.set(&escalated_key, &members.join(" "))?;
         store.delete(&hits_key);
-        Ok(format!("escalated to {net}: banned the subnet, removed {} member entries", members.len()))
+        Ok(format!(
+            "escalated to {net}: banned the subnet, removed {} member entries",
+            members.len()
+        ))
     }
 
     pub fn unban(
@@ -148,10 +168,16 @@ impl Escalation {
         let net = subnet(address(input)?);
         let escalated_key = format!("escalated/{net}");
         if let Some(members) = store.get(&escalated_key) {
-            let rest: Vec<String> = words(Some(members)).into_iter().filter(|m| *m != addr).collect();
+            let rest: Vec<String> = words(Some(members))
+                .into_iter()
+                .filter(|m| *m != addr)
+                .collect();
             if !rest.is_empty() {
                 store.set(&escalated_key, &rest.join(" "))?;
-                return Ok(format!("{net} stays banned for {} more members", rest.len()));
+                return Ok(format!(
+                    "{net} stays banned for {} more members",
+                    rest.len()
+                ));
             }
             delete(pve, ipset, &net)?;
             store.delete(&escalated_key);
@@ -184,8 +210,17 @@ mod tests {
     }
 
     impl Pve for Fake {
-        fn request(&mut self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<Answer, Failure> {
-            let ok = Answer { status: 200, reason: "OK".into(), body: "{}".into() };
+        fn request(
+            &mut self,
+            method: &str,
+            path: &str,
+            params: &[(&str, &str)],
+        ) -> Result<Answer, Failure> {
+            let ok = Answer {
+                status: 200,
+                reason: "OK".into(),
+                body: "{}".into(),
+            };
             match method {
                 "POST" => {
                     self.set.insert(params[0].1.to_string());
@@ -214,21 +249,37 @@ mod tests {
     }
 
     fn esc(now: u64) -> Escalation {
-        Escalation { threshold: 3, window: 600, now }
+        Escalation {
+            threshold: 3,
+            window: 600,
+            now,
+        }
     }
 
     fn ban(f: &mut Fake, now: u64, ip: &str) {
         let (mut pve, mut store) = (std::mem::take(&mut f.set), std::mem::take(&mut f.kv));
-        let mut p = Fake { set: std::mem::take(&mut pve), kv: BTreeMap::new() };
-        let mut s = Fake { set: BTreeSet::new(), kv: std::mem::take(&mut store) };
+        let mut p = Fake {
+            set: std::mem::take(&mut pve),
+            kv: BTreeMap::new(),
+        };
+        let mut s = Fake {
+            set: BTreeSet::new(),
+            kv: std::mem::take(&mut store),
+        };
         esc(now).ban(&mut p, &mut s, "f2b", ip, "c").unwrap();
         f.set = p.set;
         f.kv = s.kv;
     }
 
     fn unban(f: &mut Fake, ip: &str) {
-        let mut p = Fake { set: std::mem::take(&mut f.set), kv: BTreeMap::new() };
-        let mut s = Fake { set: BTreeSet::new(), kv: std::mem::take(&mut f.kv) };
+        let mut p = Fake {
+            set: std::mem::take(&mut f.set),
+            kv: BTreeMap::new(),
+        };
+        let mut s = Fake {
+            set: BTreeSet::new(),
+            kv: std::mem::take(&mut f.kv),
+        };
         esc(0).unban(&mut p, &mut s, "f2b", ip).unwrap();
         f.set = p.set;
         f.kv = s.kv;

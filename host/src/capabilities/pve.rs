@@ -115,11 +115,7 @@ impl Grant {
 
     /// `IPSet 'f2b', GET /version, /cluster/firewall/rules`.
     fn describe(&self) -> String {
-        let mut parts: Vec<String> = self
-            .ipsets
-            .iter()
-            .map(|n| format!("IPSet '{n}'"))
-            .collect();
+        let mut parts: Vec<String> = self.ipsets.iter().map(|n| format!("IPSet '{n}'")).collect();
         parts.push("GET /version".into());
         parts.extend(self.paths.iter().cloned());
         parts.join(", ")
@@ -153,13 +149,17 @@ impl pve::Host for Pve {
     ) -> Result<Response, Error> {
         if let Err(why) = self.grant.check(&method, &path) {
             log::warn(&format!("refused the policy's request: {why}"));
-            self.calls.push(format!("{method} {path} -> denied by the host"));
+            self.calls
+                .push(format!("{method} {path} -> denied by the host"));
             return Err(Error::Denied(why));
         }
         let (config, client) = match &mut self.backend {
             Backend::Memory(memory) => {
                 let (status, reason, body) = memory.request(&method, &path, &params);
-                self.calls.push(format!("{method} {path}{} -> {status} {reason}", shown(&params)));
+                self.calls.push(format!(
+                    "{method} {path}{} -> {status} {reason}",
+                    shown(&params)
+                ));
                 return Ok(Response {
                     status,
                     reason,
@@ -202,10 +202,7 @@ impl pve::Host for Pve {
 
 /// ` cidr="1.2.3.4" comment="…"`, for the sandbox's list of calls.
 fn shown(params: &[(String, String)]) -> String {
-    params
-        .iter()
-        .map(|(k, v)| format!(" {k}={v:?}"))
-        .collect()
+    params.iter().map(|(k, v)| format!(" {k}={v:?}")).collect()
 }
 
 #[cfg(test)]
@@ -247,7 +244,10 @@ mod tests {
 
     #[test]
     fn allow_paths_and_run_ipsets_widen_the_grant() {
-        let mut grant = Grant::new(["f2b".to_string()], &["/cluster/firewall/rules/".to_string()]);
+        let mut grant = Grant::new(
+            ["f2b".to_string()],
+            &["/cluster/firewall/rules/".to_string()],
+        );
         assert!(grant.check("GET", "/cluster/firewall/rules").is_ok());
         assert!(grant.check("POST", "/cluster/firewall/rules/3").is_ok());
         assert!(grant.check("GET", "/cluster/firewall/rulesx").is_err());
@@ -259,6 +259,9 @@ mod tests {
     #[test]
     fn denial_says_what_is_granted() {
         let err = check_grant("GET", "/access/users").unwrap_err();
-        assert!(err.contains("IPSet 'f2b'") && err.contains("GET /version"), "{err}");
+        assert!(
+            err.contains("IPSet 'f2b'") && err.contains("GET /version"),
+            "{err}"
+        );
     }
 }

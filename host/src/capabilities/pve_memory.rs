@@ -107,14 +107,18 @@ impl MemoryPve {
             let list: Vec<Value> = self.ipsets.keys().map(|n| json!({"name": n})).collect();
             return ok(Value::Array(list));
         }
-        let rest = path.strip_prefix(IPSET_API).and_then(|r| r.strip_prefix('/'));
+        let rest = path
+            .strip_prefix(IPSET_API)
+            .and_then(|r| r.strip_prefix('/'));
         let segments: Vec<&str> = rest.map(|r| r.split('/').collect()).unwrap_or_default();
         match (method, segments.as_slice()) {
             ("GET", [name]) => self.with_set(name, |set| ok(list(set))),
             ("POST", [name]) => {
                 let cidr = param("cidr").unwrap_or_default().to_string();
                 let entry = Stored {
-                    comment: param("comment").filter(|c| !c.is_empty()).map(str::to_string),
+                    comment: param("comment")
+                        .filter(|c| !c.is_empty())
+                        .map(str::to_string),
                     nomatch: param("nomatch").is_some_and(|v| v != "0" && !v.is_empty()),
                 };
                 self.add(name, &cidr, entry)
@@ -153,11 +157,7 @@ impl MemoryPve {
         }
     }
 
-    fn with_set(
-        &self,
-        name: &str,
-        f: impl FnOnce(&BTreeMap<String, Stored>) -> Answer,
-    ) -> Answer {
+    fn with_set(&self, name: &str, f: impl FnOnce(&BTreeMap<String, Stored>) -> Answer) -> Answer {
         match self.ipsets.get(name) {
             Some(set) => f(set),
             None => die(&format!("no such IPSet '{name}'")),
@@ -179,7 +179,8 @@ impl MemoryPve {
         }
         let before = self.ipsets.insert(name.to_string(), changed);
         if self.file_size() > MAX_FILE_SIZE {
-            self.ipsets.insert(name.to_string(), before.unwrap_or_default());
+            self.ipsets
+                .insert(name.to_string(), before.unwrap_or_default());
             return die("unable to write '/etc/pve/firewall/cluster.fw.tmp.1' - File too large");
         }
         ok(Value::Null)
@@ -210,7 +211,8 @@ impl MemoryPve {
         self.ipsets
             .iter()
             .map(|(name, set)| {
-                name.len() + 10
+                name.len()
+                    + 10
                     + set
                         .iter()
                         .map(|(cidr, e)| {
@@ -240,7 +242,11 @@ fn param_error(key: &str, text: &str) -> Answer {
         "errors": { key: text },
         "message": "Parameter verification failed.\n",
     });
-    (400, "Parameter verification failed.".into(), body.to_string())
+    (
+        400,
+        "Parameter verification failed.".into(),
+        body.to_string(),
+    )
 }
 
 fn list(set: &BTreeMap<String, Stored>) -> Value {
@@ -328,7 +334,9 @@ fn normalise(given: &str) -> Result<String, Answer> {
     };
     let stored = format!("{ip}/{prefix}");
     let whole = if bits == 32 { "/32" } else { "/128" };
-    Ok(stored.strip_suffix(whole).map_or(stored.clone(), str::to_string))
+    Ok(stored
+        .strip_suffix(whole)
+        .map_or(stored.clone(), str::to_string))
 }
 
 /// Net::IP's `ip_compress_address`: the longest zero run measured with its
@@ -387,12 +395,22 @@ mod tests {
     #[test]
     fn post_normalises_like_pve() {
         let mut pve = MemoryPve::with_ipsets(["f2b"]);
-        for cidr in ["10.0.0.1/8", "192.0.2.7/32", "2001:DB8:0:0:1::1/64", "2001:DB8::7"] {
+        for cidr in [
+            "10.0.0.1/8",
+            "192.0.2.7/32",
+            "2001:DB8:0:0:1::1/80",
+            "2001:DB8::7",
+        ] {
             assert_eq!(post(&mut pve, cidr).0, 200, "{cidr}");
         }
         assert_eq!(
             cidrs(&pve),
-            ["10.0.0.0/8", "192.0.2.7", "2001:DB8::7", "2001:db8:0:0:1::/64"]
+            [
+                "10.0.0.0/8",
+                "192.0.2.7",
+                "2001:DB8::7",
+                "2001:db8:0:0:1::/80"
+            ]
         );
     }
 
@@ -402,7 +420,10 @@ mod tests {
         post(&mut pve, "192.0.2.0/24");
         let (status, _, body) = post(&mut pve, "192.0.2.1/24");
         assert_eq!(status, 400);
-        assert!(body.contains(r#""cidr":"address '192.0.2.0/24' already exists""#), "{body}");
+        assert!(
+            body.contains(r#""cidr":"address '192.0.2.0/24' already exists""#),
+            "{body}"
+        );
     }
 
     #[test]
@@ -435,7 +456,10 @@ mod tests {
         let mut status = 200;
         for i in 0..2000u32 {
             let ip = Ipv4Addr::from(0x0a00_0000 + i).to_string();
-            let params = [("cidr".to_string(), ip), ("comment".to_string(), comment.clone())];
+            let params = [
+                ("cidr".to_string(), ip),
+                ("comment".to_string(), comment.clone()),
+            ];
             (status, ..) = pve.request("POST", "/cluster/firewall/ipset/f2b", &params);
             if status != 200 {
                 break;

@@ -19,6 +19,8 @@ pub struct File {
     pub limits: Limits,
     #[serde(default)]
     pub rules: Rules,
+    #[serde(default)]
+    pub metrics: Metrics,
     /// Free-form values for a custom policy (`settings.get("policy.NAME")`).
     #[serde(default)]
     pub policy_settings: std::collections::BTreeMap<String, ::toml::Value>,
@@ -65,6 +67,13 @@ pub struct Pve {
     pub ipset: Option<String>,
     /// Seconds to wait for PVE (connect and each request); 10 by default.
     pub timeout: Option<f64>,
+}
+
+/// `[metrics]`: the node exporter's textfile, written after each drain.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    pub textfile: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -92,7 +92,10 @@ impl Fail2ban {
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        assert!(found && Path::new("/etc/fail2ban/jail.conf").is_file(), "{MISSING}");
+        assert!(
+            found && Path::new("/etc/fail2ban/jail.conf").is_file(),
+            "{MISSING}"
+        );
     }
 
     /// Writes the private configuration; the server is not started yet.
@@ -134,7 +137,8 @@ impl Fail2ban {
         );
         let action = match &jail.action {
             Action::Fail2pvefw { config } => {
-                let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("../action.d/fail2pvefw.conf");
+                let project =
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../action.d/fail2pvefw.conf");
                 std::fs::copy(&project, conf.join("action.d/fail2pvefw.conf"))
                     .unwrap_or_else(|e| panic!("copy {}: {e}", project.display()));
                 format!(
@@ -212,11 +216,16 @@ impl Fail2ban {
 
     /// Whether `pid` is a live fail2ban server on our socket.
     fn is_ours(&self, pid: u32) -> bool {
-        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')));
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+        });
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline);
-        alive && cmdline.contains("fail2ban-server") && cmdline.contains(self.socket.to_str().unwrap())
+        alive
+            && cmdline.contains("fail2ban-server")
+            && cmdline.contains(self.socket.to_str().unwrap())
     }
 
     /// Runs `fail2ban-client -c CONF -s SOCKET ARGS…`.
@@ -242,7 +251,12 @@ impl Fail2ban {
     /// Like [`client`](Self::client), but the call must succeed.
     pub fn ok(&self, args: &[&str]) -> Reply {
         let reply = self.client(args);
-        assert_eq!(reply.code, 0, "fail2ban-client {args:?}: {reply:?}\n{}", self.log_text());
+        assert_eq!(
+            reply.code,
+            0,
+            "fail2ban-client {args:?}: {reply:?}\n{}",
+            self.log_text()
+        );
         reply
     }
 
@@ -272,7 +286,10 @@ impl Fail2ban {
         for _ in 0..n {
             writeln!(lines, "{now} auth failure from {ip}").unwrap();
         }
-        let mut f = std::fs::OpenOptions::new().append(true).open(&self.watched).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.watched)
+            .unwrap();
         f.write_all(lines.as_bytes()).unwrap();
     }
 
@@ -298,7 +315,11 @@ impl Fail2ban {
             self.kill(pid);
         }
         self.pid = None;
-        assert!(gone && reply.code == 0, "stop: {reply:?}\n{}", self.log_text());
+        assert!(
+            gone && reply.code == 0,
+            "stop: {reply:?}\n{}",
+            self.log_text()
+        );
         took
     }
 
@@ -319,7 +340,10 @@ impl Fail2ban {
             if !self.is_ours(pid) {
                 return;
             }
-            let _ = Command::new("kill").arg(signal).arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg(signal)
+                .arg(pid.to_string())
+                .status();
             self.wait_gone(pid, Duration::from_secs(3));
         }
     }
@@ -341,7 +365,9 @@ impl Drop for Fail2ban {
 /// Copies `/etc/fail2ban` without `jail.d/*`, `fail2ban.d/*` and `*.local`.
 fn copy_config(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{MISSING}\n({}: {e})", from.display())) {
+    for entry in
+        std::fs::read_dir(from).unwrap_or_else(|e| panic!("{MISSING}\n({}: {e})", from.display()))
+    {
         let entry = entry.unwrap();
         let name = entry.file_name();
         let name = name.to_string_lossy();
@@ -363,10 +389,19 @@ fn write(path: &Path, text: &str) {
 }
 
 /// Polls until `done`, or panics naming `what` and adding `context()`.
-pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool, context: impl Fn() -> String) -> Duration {
+pub fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut done: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) -> Duration {
     let started = Instant::now();
     while !done() {
-        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}\n{}", context());
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}\n{}",
+            context()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     started.elapsed()

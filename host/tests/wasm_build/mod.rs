@@ -20,7 +20,13 @@ pub fn build(dir: &Path, lib_name: &str, extra: &[&str]) -> PathBuf {
     let target_dir = root.join("target").join("test-policies");
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(dir)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--offline"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--offline",
+        ])
         .args(extra)
         .arg("--target-dir")
         .arg(&target_dir);

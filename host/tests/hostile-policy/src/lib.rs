@@ -77,7 +77,10 @@ fn misbehave(mode: &str) -> Result<String, Error> {
         "file" => std::fs::read_to_string("/etc/passwd")
             .map(|text| format!("read /etc/passwd: {} bytes", text.len()))
             .map_err(|e| Error::Denied(format!("file: {e}"))),
-        "env" => Ok(format!("environment: {:?}", std::env::vars().collect::<Vec<_>>())),
+        "env" => Ok(format!(
+            "environment: {:?}",
+            std::env::vars().collect::<Vec<_>>()
+        )),
         "clock" => Ok(format!("clock: {:?}", std::time::SystemTime::now())),
         "socket" => std::net::TcpStream::connect("127.0.0.1:22")
             .map(|_| "connected".to_string())

@@ -1,0 +1,282 @@
+//! `fail2pvefw doctor`: the admin's check of the whole set-up, one line per
+//! step, ✔ or ✘ with the fix.
+//!
+//! The host talks to PVE itself here, with [`crate::pve::Client`], not
+//! through the policy: this is the admin's tool, and it must work when the
+//! policy is what is broken. It reads only; it never prints the token's
+//! secret. Exit status: 0 when every check passes, 3 when a local check
+//! fails (the configuration file, the token file), else 1.
+
+use crate::config::{Config, HostPort, Pve, Trust, format_fingerprint};
+use crate::error::{Failure, Kind, Result};
+use crate::pve::Client;
+use cluster::{Got, get};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+mod cluster;
+
+/// The checks after the per-node ones, skipped when no node answers.
+const CLUSTER_CHECKS: [&str; 4] = [
+    "privileges",
+    "IPSet exists",
+    "rule drops the IPSet",
+    "datacenter firewall enabled",
+];
+
+/// Counts and prints the checks as they complete.
+struct Doctor {
+    out: std::io::Stdout,
+    passed: usize,
+    failed: usize,
+    /// A local check failed: the exit status is 3, not 1.
+    local_failure: bool,
+}
+
+impl Doctor {
+    fn line(&mut self, text: &str) {
+        let _ = writeln!(self.out, "{text}");
+        let _ = self.out.flush();
+    }
+
+    fn pass(&mut self, name: &str, detail: &str) {
+        self.passed += 1;
+        self.line(&format!("✔ {name}: {detail}"));
+    }
+
+    /// A local check failed (the configuration or token file): exit 3.
+    fn fail_local(&mut self, name: &str, why: &str, fix: Option<&str>) {
+        self.local_failure = true;
+        self.fail(name, why, fix);
+    }
+
+    fn fail(&mut self, name: &str, why: &str, fix: Option<&str>) {
+        self.failed += 1;
+        let mut text = format!("✘ {name}: {}", indent(why, "  "));
+        if let Some(fix) = fix {
+            text.push_str(&format!("\n  fix: {}", indent(fix, "       ")));
+        }
+        self.line(&text);
+    }
+
+    fn fail_with(&mut self, name: &str, failure: &Failure) {
+        self.fail(name, &failure.message, failure.hint.as_deref());
+    }
+
+    fn skip(&mut self, name: &str, why: &str) {
+        self.failed += 1;
+        self.line(&format!("– {name}: not checked: {why}"));
+    }
+
+    fn finish(self) -> Result<String> {
+        let total = self.passed + self.failed;
+        if self.failed == 0 {
+            return Ok(format!("doctor: all {total} checks passed"));
+        }
+        let kind = if self.local_failure {
+            Kind::Config
+        } else {
+            Kind::Pve
+        };
+        Err(Failure::new(
+            kind,
+            format!("doctor: {} of {total} checks did not pass", self.failed),
+        ))
+    }
+}
+
+fn indent(text: &str, by: &str) -> String {
+    text.lines().collect::<Vec<_>>().join(&format!("\n{by}"))
+}
+
+/// `fail2pvefw doctor [-i IPSET]`.
+pub fn run(config_path: &Path, ipset: Option<String>) -> Result<String> {
+    let mut doc = Doctor {
+        out: std::io::stdout(),
+        passed: 0,
+        failed: 0,
+        local_failure: false,
+    };
+    let config = match Config::load(config_path) {
+        Ok(config) => config,
+        Err(failure) => {
+            doc.fail_local("config parses", &failure.message, failure.hint.as_deref());
+            return doc.finish();
+        }
+    };
+    let nodes = 1 + config.pve.fallbacks.len();
+    doc.pass(
+        "config parses",
+        &format!(
+            "'{}' ({nodes} node(s), IPSet '{}')",
+            config.path.display(),
+            config.ipset
+        ),
+    );
+    token_file(&mut doc, &config.token_path);
+    let mut client = None;
+    for pve in node_configs(&config.pve) {
+        if let Some(c) = node(&mut doc, &config, &pve) {
+            client.get_or_insert(c);
+        }
+    }
+    let Some(client) = client else {
+        for name in CLUSTER_CHECKS {
+            doc.skip(
+                name,
+                "no node answered with a trusted certificate and an accepted token",
+            );
+        }
+        return doc.finish();
+    };
+    let ipset = ipset.unwrap_or_else(|| config.ipset.clone());
+    cluster::privileges(&mut doc, &client, &config.pve.token.id);
+    cluster::ipset_exists(&mut doc, &client, &ipset);
+    cluster::rule(&mut doc, &client, &ipset);
+    cluster::firewall_enabled(&mut doc, &client);
+    doc.finish()
+}
+
+/// Each node of `[pve] host`/`hosts` alone, with its own stored pins.
+fn node_configs(pve: &Pve) -> Vec<Pve> {
+    let mut one = pve.clone();
+    one.fallbacks.clear();
+    let mut all = vec![one.clone()];
+    for fallback in &pve.fallbacks {
+        let mut other = one.clone();
+        other.host = fallback.host.clone();
+        other.stored_pins = fallback.stored_pins.clone();
+        all.push(other);
+    }
+    all
+}
+
+/// The token is a password: its file must not be readable by others.
+fn token_file(doc: &mut Doctor, path: &Path) {
+    let name = "token file permissions";
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+            let mode = meta.permissions().mode() & 0o777;
+            let why = format!(
+                "'{}' holds the token and other users may read it (mode {mode:04o})",
+                path.display()
+            );
+            let fix = format!("chmod 600 '{}'", path.display());
+            doc.fail_local(name, &why, Some(&fix));
+        }
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            doc.pass(
+                name,
+                &format!("'{}' is private (mode {mode:04o})", path.display()),
+            );
+        }
+        Err(e) => doc.fail_local(
+            name,
+            &format!("cannot read '{}': {e}", path.display()),
+            None,
+        ),
+    }
+}
+
+/// Reachable, TLS verified, token accepted: the client when all three pass.
+fn node(doc: &mut Doctor, config: &Config, pve: &Pve) -> Option<Client> {
+    let at = &pve.host;
+    let presented = match crate::trust::probe(pve) {
+        Ok(presented) => presented,
+        Err(failure) => {
+            doc.fail_with(&format!("{at} reachable"), &failure);
+            doc.skip(&format!("{at} TLS verified"), "the node did not answer");
+            doc.skip(&format!("{at} token accepted"), "the node did not answer");
+            return None;
+        }
+    };
+    doc.pass(
+        &format!("{at} reachable"),
+        "TCP and TLS handshake completed",
+    );
+    let fingerprint = format_fingerprint(&presented.fingerprint);
+    if let Some(refusal) = &presented.refusal {
+        let why = format!(
+            "the certificate is not trusted: {}; nothing was sent\n  presented SHA-256: {fingerprint}",
+            crate::trust::why_refused(refusal)
+        );
+        let fix = format!(
+            "compare the fingerprint with node → System → Certificates in the PVE GUI; if it matches, run:\n  fail2pvefw --config '{}' trust\nor put it into [pve] fingerprint",
+            config.path.display()
+        );
+        doc.fail(&format!("{at} TLS verified"), &why, Some(&fix));
+        doc.skip(
+            &format!("{at} token accepted"),
+            "the certificate is not trusted, so the token was not sent",
+        );
+        return None;
+    }
+    doc.pass(
+        &format!("{at} TLS verified"),
+        &format!("by {}", trusted_by(pve, &presented.fingerprint)),
+    );
+    let client = match Client::new(pve) {
+        Ok(client) => client,
+        Err(failure) => {
+            doc.fail_with(&format!("{at} token accepted"), &failure);
+            return None;
+        }
+    };
+    token_accepted(doc, &client, at, &pve.token.id, &config.path).then_some(client)
+}
+
+fn trusted_by(pve: &Pve, fingerprint: &[u8; 32]) -> String {
+    match &pve.trust {
+        Trust::Pins(pins) if pins.contains(fingerprint) => "[pve] fingerprint".into(),
+        _ if pve.stored_pins.contains(fingerprint) => "a pin stored by `fail2pvefw trust`".into(),
+        Trust::CaFile(path) => format!("[pve] ca_file '{}'", path.display()),
+        Trust::SystemRoots => "the system's root CAs".into(),
+        Trust::Pins(_) => "the configuration".into(),
+    }
+}
+
+/// `GET /version`: any valid token, no privilege (§9).
+fn token_accepted(
+    doc: &mut Doctor,
+    client: &Client,
+    at: &HostPort,
+    token_id: &str,
+    config: &Path,
+) -> bool {
+    let name = format!("{at} token accepted");
+    match get(client, "/version", &[]) {
+        Ok(data) => {
+            let version = data["version"].as_str().unwrap_or("?");
+            doc.pass(&name, &format!("token '{token_id}', PVE {version}"));
+            true
+        }
+        Err(Got::Refused(r)) if r.status == 401 => {
+            let fix = format!(
+                "check the token id '{token_id}' and its secret in '{}'; the token must exist and not be expired (Datacenter → Permissions → API Tokens)",
+                config.display()
+            );
+            doc.fail(
+                &name,
+                &format!("PVE refused it: {} {}", r.status, r.reason),
+                Some(&fix),
+            );
+            false
+        }
+        Err(got) => {
+            doc.fail_with(&name, &got.failure());
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_line_fix_stays_indented() {
+        assert_eq!(indent("a\n  b", "    "), "a\n      b");
+    }
+}
