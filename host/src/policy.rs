@@ -344,16 +344,15 @@ fn load_cached(
         return Component::new(engine, bytes);
     };
     let path = dir.join(format!("policy-{}.cwasm", cache_key(engine, bytes)));
-    if path.exists() {
-        // SAFETY: the file was written by `precompile_component` of an engine
-        // with the same compatibility hash, into a directory only we can write.
-        match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(component) => return Ok(component),
-            Err(e) => log::debug(&format!(
-                "recompiling: cached '{}' unusable: {e:#}",
-                path.display()
-            )),
-        }
+    if let Some(component) = load_compiled(engine, &path) {
+        return Ok(component);
+    }
+    // A cold cache with many processes at once (fail2ban's first bans, a
+    // burst of actions): one compiles, the others wait and then load its
+    // result, instead of all of them compiling at once.
+    let _compiling = lock_compiling(dir);
+    if let Some(component) = load_compiled(engine, &path) {
+        return Ok(component);
     }
     let compiled = engine.precompile_component(bytes)?;
     // SAFETY: produced just now by this engine.
@@ -365,6 +364,35 @@ fn load_cached(
         ));
     }
     Ok(component)
+}
+
+fn load_compiled(engine: &Engine, path: &Path) -> Option<Component> {
+    if !path.exists() {
+        return None;
+    }
+    // SAFETY: the file was written by `precompile_component` of an engine
+    // with the same compatibility hash, into a directory only we can write.
+    match unsafe { Component::deserialize_file(engine, path) } {
+        Ok(component) => Some(component),
+        Err(e) => {
+            log::debug(&format!("recompiling: cached '{}' unusable: {e:#}", path.display()));
+            None
+        }
+    }
+}
+
+/// An exclusive lock on `<cache>/compile.lock`, held while compiling;
+/// `None` (compile anyway) when the directory cannot be used.
+fn lock_compiling(dir: &Path) -> Option<std::fs::File> {
+    crate::store::ensure_dir(dir).ok()?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("compile.lock"))
+        .ok()?;
+    file.lock().ok()?;
+    Some(file)
 }
 
 fn cache_key(engine: &Engine, bytes: &[u8]) -> String {

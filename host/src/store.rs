@@ -70,6 +70,40 @@ pub fn ensure_dir(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot create state directory '{}': {e}", dir.display()))
 }
 
+/// Bumped when `SCHEMA` changes; kept in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Sets WAL mode and creates the tables, once per database: later opens
+/// only read `user_version`. Many processes may race to create a new
+/// database; switching to WAL can answer "busy" without waiting, so it is
+/// retried.
+fn prepare(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let mut tries = 0;
+    loop {
+        let result = conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .and_then(|_| {
+                conn.execute_batch(&format!(
+                    "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))
+            });
+        match result {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 100 =>
+            {
+                let _ = conn.execute_batch("ROLLBACK");
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Db {
     pub fn open(dir: &Path) -> Result<Db, String> {
         ensure_dir(dir)?;
@@ -77,11 +111,10 @@ impl Db {
         let conn = Connection::open(&path)
             .map_err(|e| format!("cannot open '{}': {e}", path.display()))?;
         conn.busy_timeout(Duration::from_secs(10))
-            .and_then(|_| conn.pragma_update(None, "journal_mode", "WAL"))
             // A ban fail2ban handed us must survive a power cut once we
             // said "done": every commit reaches the disk.
             .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
-            .and_then(|_| conn.execute_batch(SCHEMA))
+            .and_then(|_| prepare(&conn))
             .map_err(|e| format!("cannot prepare '{}': {e}", path.display()))?;
         Ok(Db { conn })
     }
