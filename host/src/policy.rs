@@ -375,7 +375,10 @@ fn load_compiled(engine: &Engine, path: &Path) -> Option<Component> {
     match unsafe { Component::deserialize_file(engine, path) } {
         Ok(component) => Some(component),
         Err(e) => {
-            log::debug(&format!("recompiling: cached '{}' unusable: {e:#}", path.display()));
+            log::debug(&format!(
+                "recompiling: cached '{}' unusable: {e:#}",
+                path.display()
+            ));
             None
         }
     }
