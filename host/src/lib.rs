@@ -10,6 +10,7 @@ pub mod docs;
 pub mod doctor;
 pub mod drain;
 pub mod error;
+pub mod files;
 pub mod init;
 pub mod log;
 pub mod metrics;

@@ -13,7 +13,7 @@ use crate::status::Report;
 use crate::store::Db;
 use rusqlite::params;
 use std::fmt::Write as _;
-use std::io::Write as _;
+
 use std::path::Path;
 
 /// Failure kinds, one per remedy: bad input, PVE refused one request, a
@@ -255,27 +255,7 @@ pub fn after_drain(config: &Config, session: &mut Session, db: &Db) {
 /// Beside it, then rename: the node exporter never reads half a file. It
 /// must read it, so 0644 (it holds no secret).
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("metrics");
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+    crate::files::write_atomically(path, text.as_bytes(), 0o644)
 }
 
 #[cfg(test)]

@@ -408,7 +408,5 @@ fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
 
 fn write_atomically(dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
     crate::store::ensure_dir(dir).map_err(std::io::Error::other)?;
-    let tmp = dir.join(format!(".{}.tmp", std::process::id()));
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, path)
+    crate::files::write_atomically(path, data, 0o600)
 }

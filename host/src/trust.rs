@@ -15,7 +15,7 @@ use crate::error::{Failure, Result};
 use crate::tls::{self, Seen};
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -133,26 +133,7 @@ fn one_line(text: &str) -> String {
 /// Write a temporary file beside it, then rename: readers see the old or
 /// the new file, never half of one, and a crash loses at most the new pin.
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_file_name(format!(".{PIN_FILE}.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+    crate::files::write_atomically(path, text.as_bytes(), 0o600)
 }
 
 /// The certificate a node presented, and what the configured trust says.

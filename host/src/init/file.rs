@@ -3,7 +3,6 @@
 
 use super::{TokenSource, Values};
 use crate::error::{Failure, Result};
-use std::io::Write;
 use std::path::Path;
 
 fn quoted(text: &str) -> String {
@@ -46,7 +45,6 @@ pub(super) fn render(v: &Values) -> String {
 
 /// Beside the target, mode 0600 from the start, then rename.
 pub(super) fn write_config(path: &Path, text: &str) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     let failed = |e: std::io::Error| {
         Failure::config(format!("cannot write '{}': {e}", path.display()))
             .hint("Run as root, or pass --output PATH to a folder you may write to.")
@@ -54,25 +52,7 @@ pub(super) fn write_config(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(failed)?;
     }
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("config.toml");
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.map_err(failed)
+    crate::files::write_atomically(path, text.as_bytes(), 0o600).map_err(failed)
 }
 
 #[cfg(test)]
