@@ -9,6 +9,7 @@
 #   N=200 RUNS=10 benches/run.sh    # quicker
 #   SKIP_BUILD=1 benches/run.sh     # use the release binaries as they are
 #   KEEP=1 benches/run.sh           # keep the work dir (logs) afterwards
+#   TMPDIR=/dev/shm benches/run.sh  # state on tmpfs: shows what fsync costs
 #
 # Needs hyperfine, curl, /usr/bin/time (package `time`), fail2ban, python3:
 #   apt-get install -y hyperfine curl time fail2ban
@@ -34,7 +35,7 @@ fi
 bin=$root/target/release/fail2pvefw
 emu_bin=$root/target/release/pve-emulator
 
-work=$(mktemp -d /tmp/f2p-bench.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/f2p-bench.XXXXXX")
 emu_pids=()
 f2b_dirs=()
 
@@ -263,6 +264,22 @@ real_land=$(since "$t")
 row "$N bans through the real fail2ban (one \`banip\` call), until all in PVE" \
     "**$real_land s** ($(pct "$real_land" "$noop_ban")); do-nothing action $noop_ban s; fail2ban's call returned after $real_call s" \
     "within 20% of do-nothing"
+
+# === 3b. where the time goes: queueing vs sending ============================
+echo "== 3b. $N x --queue-only ban, then one sync" >&2
+saved=("$emu_dir" "$cfg")
+emu_start drain
+t=$(now)
+for a in "${addrs[@]}"; do $bin --config "$cfg" --queue-only ban "$a" --jail sshd; done
+queue_all=$(since "$t")
+t=$(now)
+/usr/bin/time -f '%U %S' -o "$work/sync-cpu.txt" $bin --config "$cfg" sync >/dev/null
+sync_wall=$(since "$t")
+sync_cpu=$(awk '{ printf "%.2f", $1 + $2 }' "$work/sync-cpu.txt")
+row "the same $N bans, split: $N × \`--queue-only ban\` in a shell loop / one \`sync\` sending them" \
+    "$queue_all s / $sync_wall s, of which fail2pvefw CPU $sync_cpu s (the rest is the emulator: each write re-reads and rewrites the whole \`cluster.fw\`)" ""
+emu_dir=${saved[0]}
+cfg=${saved[1]}
 
 # === 4. restart with N bans ==================================================
 echo "== 4. restart with $N bans" >&2
