@@ -221,6 +221,7 @@ impl App {
         let mut session = self.session()?;
         let mut db = self.db()?;
         let report = drain::background(&mut session, &mut db, &self.config.state_dir)?;
+        db.checkpoint();
         for failure in report.failures.values().take(1) {
             log::write(log::Level::Error, "drain", &failure.to_string());
         }
@@ -253,6 +254,7 @@ impl App {
             })?;
         let mut report = Report::default();
         drain::pass(&mut session, &mut db, Backoff::Ignore, &mut report)?;
+        db.checkpoint();
         if let Some(failure) = report.failures.into_values().next()
             && report.stopped.is_some()
         {

@@ -114,6 +114,18 @@ impl Db {
             // A ban fail2ban handed us must survive a power cut once we
             // said "done": every commit reaches the disk.
             .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
+            // fail2ban starts a process per ban and waits for it: no
+            // checkpoint in that path. The last connection out would
+            // checkpoint the WAL and delete it (fsyncs on every run), and
+            // automatic checkpoints would land on a random ban; the drainer
+            // and `sync` checkpoint instead (`Db::checkpoint`).
+            .and_then(|_| {
+                conn.set_db_config(
+                    rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                    true,
+                )
+            })
+            .and_then(|_| conn.pragma_update(None, "wal_autocheckpoint", 0))
             .and_then(|_| prepare(&conn))
             .map_err(|e| format!("cannot prepare '{}': {e}", path.display()))?;
         Ok(Db { conn })
@@ -123,6 +135,17 @@ impl Db {
         let conn = Connection::open_in_memory().expect("in-memory SQLite");
         conn.execute_batch(SCHEMA).expect("schema");
         Db { conn }
+    }
+
+    /// Copies the WAL into the database and truncates it, without waiting
+    /// for readers; called by the drainer and `sync`, off fail2ban's path.
+    pub fn checkpoint(&self) {
+        if let Err(e) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        {
+            crate::log::debug(&format!("WAL checkpoint skipped: {e}"));
+        }
     }
 
     pub fn conn(&self) -> &Connection {
