@@ -118,6 +118,10 @@ fn send(
                 ("event", event.as_str()),
             ];
             log::event(log::Level::Info, "", &words, &fields);
+            // An earlier try may have failed; this one is what counts.
+            for id in &group.ids {
+                report.failures.remove(id);
+            }
             queue::complete(db, group, action == Action::Ban).map_err(db_failure)?;
             crate::metrics::count_applied(db, action == Action::Ban);
             report.sent += 1;

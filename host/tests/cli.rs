@@ -266,10 +266,20 @@ fn unreachable_pve_names_host_and_port() {
 #[test]
 fn lock_timeout_is_reported_as_busy() {
     let s = Setup::new();
-    s.emu.fail_next_writes(1, Fault::LockTimeout);
+    s.emu.fail_next_writes(10, Fault::LockTimeout);
     let r = s.run(&["-f", "ban", "203.0.113.7"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("cfs-lock"), "{r:?}");
+    assert!(s.cidrs().is_empty());
+}
+
+#[test]
+fn one_lock_timeout_is_absorbed_by_the_retry() {
+    let s = Setup::new();
+    s.emu.fail_next_writes(1, Fault::LockTimeout);
+    let r = s.run(&["-f", "ban", "203.0.113.7"]);
+    assert_eq!(r.code, 0, "the retry landed, so -f must say so: {r:?}");
+    assert_eq!(s.cidrs(), ["203.0.113.7"]);
 }
 
 #[test]
