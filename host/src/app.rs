@@ -12,6 +12,9 @@ use crate::session::Session;
 use crate::store::Db;
 use std::time::Duration;
 
+/// Size at which the background drainer's log is rotated.
+const DRAIN_LOG_LIMIT: u64 = 1024 * 1024;
+
 /// Runs one command; `Ok` carries what to tell the user.
 pub fn run(cli: Cli) -> Result<String> {
     log::set_threshold(match cli.verbose {
@@ -190,6 +193,11 @@ impl App {
             ))
         })?;
         let log_path = dir.join("drain.log");
+        // The drainer has no terminal: its warnings go here. Keep one old
+        // generation, so a long outage cannot fill the disk.
+        if std::fs::metadata(&log_path).is_ok_and(|m| m.len() > DRAIN_LOG_LIMIT) {
+            let _ = std::fs::rename(&log_path, dir.join("drain.log.1"));
+        }
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -324,3 +324,16 @@ fn support_now() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+#[test]
+fn drainer_log_is_rotated_before_it_grows_large() {
+    let s = Setup::new();
+    let state = s.dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("drain.log"), vec![b'x'; 1024 * 1024 + 1]).unwrap();
+    ok(s.run(&["ban", "192.0.2.60"]));
+    let old = std::fs::metadata(state.join("drain.log.1")).unwrap();
+    assert_eq!(old.len(), 1024 * 1024 + 1);
+    assert!(std::fs::metadata(state.join("drain.log")).unwrap().len() < 1024 * 1024);
+    wait_until("the ban to land", Duration::from_secs(20), || s.cidrs() == ["192.0.2.60"]);
+}
