@@ -335,5 +335,7 @@ fn drainer_log_is_rotated_before_it_grows_large() {
     let old = std::fs::metadata(state.join("drain.log.1")).unwrap();
     assert_eq!(old.len(), 1024 * 1024 + 1);
     assert!(std::fs::metadata(state.join("drain.log")).unwrap().len() < 1024 * 1024);
-    wait_until("the ban to land", Duration::from_secs(20), || s.cidrs() == ["192.0.2.60"]);
+    wait_until("the ban to land", Duration::from_secs(20), || {
+        s.cidrs() == ["192.0.2.60"]
+    });
 }
