@@ -59,6 +59,9 @@ pub struct Pve {
     /// More nodes of the cluster (`hosts = [...]`), tried in order when
     /// `host` cannot be reached.
     pub fallbacks: Vec<Fallback>,
+    /// The command that pins this config's node, for error hints:
+    /// `fail2pvefw --config '/etc/…' trust`.
+    pub trust_command: String,
     pub timeout: Duration,
 }
 
@@ -351,6 +354,7 @@ impl Config {
                 trust,
                 stored_pins,
                 fallbacks,
+                trust_command: format!("fail2pvefw --config '{}' trust", path.display()),
                 timeout: Duration::from_secs_f64(timeout),
             },
             ipset,

@@ -10,9 +10,6 @@ use crate::tls::{self, PinMismatch, Seen};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use std::io::Read;
 
-/// What the hints tell the admin to run to pin a presented certificate.
-const TRUST_COMMAND: &str = "fail2pvefw trust";
-
 /// PVE's JSON answers are small; `cluster.fw` itself is capped at 1 MiB.
 const MAX_BODY: u64 = 16 * 1024 * 1024;
 
@@ -82,6 +79,8 @@ struct Node {
     trust: Trust,
     /// Pins stored by `fail2pvefw trust`, for messages.
     stored_pins: Vec<[u8; 32]>,
+    /// What the hints tell the admin to run to pin a presented certificate.
+    trust_command: String,
     seen: Seen,
 }
 
@@ -126,6 +125,7 @@ impl Node {
             endpoint: pve.host.clone(),
             trust: pve.trust.clone(),
             stored_pins: pve.stored_pins.clone(),
+            trust_command: pve.trust_command.clone(),
             seen,
         })
     }
@@ -177,6 +177,7 @@ impl Node {
 
     fn tls_failure(&self, err: &rustls::Error) -> Failure {
         let at = &self.endpoint;
+        let trust = &self.trust_command;
         let presented = self.seen.fingerprint().unwrap_or_else(|| "(none)".into());
         match err {
             rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))
@@ -195,20 +196,20 @@ impl Node {
                 Failure::pve(format!(
                     "the certificate of {at} does not match the pinned fingerprint; nothing was sent\n  expected:  {expected}\n  presented: {presented}"
                 ))
-                .hint(format!("If the node certificate was renewed, compare the presented fingerprint with node → System → Certificates in the PVE GUI. If it matches, put it into [pve] fingerprint (a list keeps the old one during a rollover), or review and trust it with:\n  {TRUST_COMMAND}"))
+                .hint(format!("If the node certificate was renewed, compare the presented fingerprint with node → System → Certificates in the PVE GUI. If it matches, put it into [pve] fingerprint (a list keeps the old one during a rollover), or review and trust it with:\n  {trust}"))
             }
             rustls::Error::InvalidCertificate(cert_err) => {
                 let why = describe_certificate_error(cert_err);
                 let hint = match cert_err {
                     rustls::CertificateError::UnknownIssuer => format!(
-                        "PVE node certificates are signed by the cluster's own CA, not a public one: set [pve] ca_file to a copy of /etc/pve/pve-root-ca.pem, pin the certificate with [pve] fingerprint, or review and trust it with:\n  {TRUST_COMMAND}"
+                        "PVE node certificates are signed by the cluster's own CA, not a public one: set [pve] ca_file to a copy of /etc/pve/pve-root-ca.pem, pin the certificate with [pve] fingerprint, or review and trust it with:\n  {trust}"
                     ),
                     rustls::CertificateError::NotValidForName
                     | rustls::CertificateError::NotValidForNameContext { .. } => format!(
-                        "Use a host name or address the certificate was issued for, pin the certificate with [pve] fingerprint, or review and trust it with:\n  {TRUST_COMMAND}"
+                        "Use a host name or address the certificate was issued for, pin the certificate with [pve] fingerprint, or review and trust it with:\n  {trust}"
                     ),
                     _ => format!(
-                        "Renew the node certificate (node → System → Certificates in the PVE GUI, or `pvecm updatecerts --force` on the node). Until then, a pin accepts it whatever its dates: [pve] fingerprint, or:\n  {TRUST_COMMAND}"
+                        "Renew the node certificate (node → System → Certificates in the PVE GUI, or `pvecm updatecerts --force` on the node). Until then, a pin accepts it whatever its dates: [pve] fingerprint, or:\n  {trust}"
                     ),
                 };
                 Failure::pve(format!(
@@ -219,7 +220,7 @@ impl Node {
             // Only the system roots fail this way (see `tls::Chain`).
             rustls::Error::General(why) if self.trust == Trust::SystemRoots => {
                 Failure::config(format!("{why}; nothing was sent to {at}"))
-                    .hint(format!("Without [pve] fingerprint or ca_file, the system's root CAs decide: install Debian's ca-certificates package, set [pve] ca_file to a copy of /etc/pve/pve-root-ca.pem, or review and trust the certificate with:\n  {TRUST_COMMAND}"))
+                    .hint(format!("Without [pve] fingerprint or ca_file, the system's root CAs decide: install Debian's ca-certificates package, set [pve] ca_file to a copy of /etc/pve/pve-root-ca.pem, or review and trust the certificate with:\n  {trust}"))
             }
             other => Failure::pve(format!("TLS with {at} failed: {other}; nothing was sent")),
         }

@@ -343,6 +343,8 @@ fn wrong_pin_sends_nothing_and_names_both_fingerprints() {
         r.stderr.contains(&recorder.fingerprint()),
         "presented fingerprint missing: {r:?}"
     );
+    let trust = format!("fail2pvefw --config '{}' trust", s.config.display());
+    assert!(r.stderr.contains(&trust), "the hint lacks `{trust}`: {r:?}");
     assert!(
         recorder.received().is_empty(),
         "the server received {:?}",

@@ -165,7 +165,8 @@ fn pin_of_another_leaf_is_refused_and_nothing_is_sent() {
     assert!(r.stderr.contains("expected:  "), "{r:?}");
     assert!(r.stderr.contains(&s.emu.fingerprint()), "{r:?}");
     assert!(r.stderr.contains(&recorder.fingerprint()), "{r:?}");
-    assert!(r.stderr.contains("fail2pvefw trust"), "{r:?}");
+    let trust = format!("fail2pvefw --config '{}' trust", s.config.display());
+    assert!(r.stderr.contains(&trust), "{r:?}");
     assert!(!r.all().contains(SECRET), "{r:?}");
     assert_nothing_sent(&recorder);
 }
@@ -383,7 +384,8 @@ fn system_roots_refuse_a_cluster_ca_with_the_unknown_issuer_hint() {
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("unknown issuer"), "{r:?}");
     assert!(r.stderr.contains("ca_file"), "{r:?}");
-    assert!(r.stderr.contains("fail2pvefw trust"), "{r:?}");
+    let trust = format!("fail2pvefw --config '{}' trust", s.config.display());
+    assert!(r.stderr.contains(&trust), "{r:?}");
     assert!(r.stderr.contains(&s.emu.fingerprint()), "{r:?}");
     assert_no_request(&s.emu);
 
@@ -434,7 +436,8 @@ fn stored_pin_accepts_what_ca_file_refuses() {
     );
     let r = s.run(&["-f", "ban", "203.0.113.32"]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains("fail2pvefw trust"), "{r:?}");
+    let trust = format!("fail2pvefw --config '{}' trust", s.config.display());
+    assert!(r.stderr.contains(&trust), "{r:?}");
     let r = s.run(&["trust", "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("unknown issuer"), "{r:?}");
