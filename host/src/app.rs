@@ -326,13 +326,12 @@ impl App {
     /// PVE across restarts; `--remove` queues an unban of this jail's
     /// entries instead.
     fn flush(&self, flush: &Flush) -> Result<String> {
-        let db_ro = self.db()?;
-        let ours: Vec<_> = queue::desired(&db_ro)
+        let mut db = self.db()?;
+        let ours: Vec<_> = queue::desired(&db)
             .map_err(db_failure)?
             .into_iter()
             .filter(|d| flush.jail.is_none() || d.jail == flush.jail)
             .collect();
-        drop(db_ro);
         let jail = flush.jail.as_deref().unwrap_or("all jails");
         if !flush.remove {
             return Ok(format!(
@@ -340,7 +339,6 @@ impl App {
                 ours.len()
             ));
         }
-        let mut db = self.db()?;
         for want in &ours {
             let mut req = want.request.clone();
             req.restored = false;

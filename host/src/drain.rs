@@ -65,22 +65,16 @@ pub fn pass(
 }
 
 fn ready(db: &Db, backoff: Backoff) -> Result<Vec<Group>, Failure> {
-    let groups = queue::ready_groups(db, BATCH).map_err(db_failure)?;
-    if backoff == Backoff::Respect {
-        return Ok(groups);
+    if backoff == Backoff::Ignore {
+        // Someone waits for the outcome: everything pending is ready now.
+        db.conn()
+            .execute(
+                "UPDATE events SET next_try = 0 WHERE failed = 0 AND next_try > 0",
+                [],
+            )
+            .map_err(db_failure)?;
     }
-    // Ignoring back-off: everything pending is ready.
-    db.conn()
-        .execute(
-            "UPDATE events SET next_try = 0 WHERE failed = 0 AND next_try > 0",
-            [],
-        )
-        .map_err(db_failure)?;
-    if groups.is_empty() {
-        queue::ready_groups(db, BATCH).map_err(db_failure)
-    } else {
-        Ok(groups)
-    }
+    queue::ready_groups(db, BATCH).map_err(db_failure)
 }
 
 /// Sends one group. `Some(remedy)` stops the pass: PVE is down or a person
