@@ -29,7 +29,7 @@ fn state() -> HostState {
         capabilities::log::Log {
             source: "bench".into(),
         },
-        policy::limits(policy::DEFAULT_MEMORY),
+        policy::limits(fail2pvefw::config::DEFAULT_MEMORY),
     )
 }
 

@@ -3,6 +3,7 @@
 //! decides which Proxmox VE calls a ban or an unban makes.
 
 pub mod app;
+pub mod bindings;
 pub mod capabilities;
 pub mod cli;
 pub mod config;

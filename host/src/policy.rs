@@ -5,8 +5,9 @@
 //! a fuel budget (a loop cannot hang fail2ban) and a memory cap, and a trap is
 //! reported with the policy's name and the call it was in.
 
+use crate::bindings;
 use crate::capabilities::{self, HostState};
-use crate::config::Limits;
+use crate::config::{DEFAULT_FUEL, Limits};
 use crate::error::{Failure, Result};
 use crate::log;
 use std::borrow::Cow;
@@ -15,21 +16,10 @@ use std::path::{Path, PathBuf};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
 
-pub mod bindings {
-    wasmtime::component::bindgen!({ path: "../wit", world: "policy" });
-}
-
-pub use bindings::exports::fail2pvefw::policy::action::BanRequest;
-pub use bindings::fail2pvefw::policy::types::{Error as PolicyError, Refusal};
+pub use crate::bindings::{BanRequest, PolicyError, Refusal};
 
 /// The default policy, built from `guest/` by `build.rs`.
 pub static DEFAULT_POLICY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/policy.wasm"));
-
-/// Fuel for one call: roughly a second of guest work, far more than a ban
-/// needs (about a million), little enough that a loop ends quickly.
-pub const DEFAULT_FUEL: u64 = 1_000_000_000;
-/// Linear memory one policy may grow to.
-pub const DEFAULT_MEMORY: usize = 64 * 1024 * 1024;
 
 /// Which policy runs.
 #[derive(Clone, Debug)]
@@ -202,10 +192,7 @@ impl Instance {
         Ok(tidy(outcome))
     }
 
-    pub fn entries(
-        &mut self,
-        ipset: &str,
-    ) -> Result<Outcome<Vec<bindings::exports::fail2pvefw::policy::action::Entry>>> {
+    pub fn entries(&mut self, ipset: &str) -> Result<Outcome<Vec<bindings::Entry>>> {
         self.grant_ipset(ipset);
         self.call("entries", |p, s| {
             p.fail2pvefw_policy_action().call_entries(s, ipset)

@@ -2,10 +2,10 @@
 //! Compiles it, lists what it imports and exports, says which imports the
 //! host grants, and links it against the world as a real run would.
 
+use crate::bindings;
 use crate::capabilities::traps::{is_granted, unversioned};
 use crate::capabilities::{self, HostState};
 use crate::error::{Failure, Result};
-use crate::policy::bindings;
 use clap::{Args, Subcommand};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

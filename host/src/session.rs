@@ -6,7 +6,7 @@ use crate::error::{Failure, Result};
 use crate::policy::{BanRequest, Instance, PolicyError, Refusal, Source};
 use crate::queue::{Action, Request};
 
-pub use crate::policy::bindings::exports::fail2pvefw::policy::action::Entry;
+pub use crate::bindings::Entry;
 
 /// What the policy answered, or the failure (already in words) it reported.
 pub type Answer<T> = std::result::Result<T, Reported>;

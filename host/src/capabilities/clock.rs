@@ -1,6 +1,6 @@
 //! `clock`: the only time the policy sees.
 
-use crate::policy::bindings::fail2pvefw::policy::clock;
+use crate::bindings::fail2pvefw::policy::clock;
 use chrono::{Local, Offset, TimeZone};
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -1,7 +1,7 @@
 //! `log`: the policy's lines go to the runner's log, marked as the policy's.
 
+use crate::bindings::fail2pvefw::policy::log::{self, Level};
 use crate::log as host_log;
-use crate::policy::bindings::fail2pvefw::policy::log::{self, Level};
 
 pub struct Log {
     /// Names the policy in every line (`policy default`, `policy my.wasm`).

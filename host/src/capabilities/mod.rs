@@ -15,7 +15,7 @@ pub mod settings;
 pub mod store;
 pub mod traps;
 
-use crate::policy::bindings::fail2pvefw::policy as wit;
+use crate::bindings::fail2pvefw::policy as wit;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Result, StoreLimits};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;

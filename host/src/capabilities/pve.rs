@@ -5,11 +5,11 @@
 //! the policy must never see: the API token and the TLS trust.
 
 use super::pve_memory::MemoryPve;
+use crate::bindings::fail2pvefw::policy::pve::{self, Response};
+use crate::bindings::fail2pvefw::policy::types::Error;
 use crate::config;
 use crate::error::Failure;
 use crate::log;
-use crate::policy::bindings::fail2pvefw::policy::pve::{self, Response};
-use crate::policy::bindings::fail2pvefw::policy::types::Error;
 use crate::pve::{Client, Outcome};
 use std::collections::BTreeSet;
 

@@ -3,8 +3,8 @@
 //! The names are documented in `wit/policy.wit`: `never-ban`, `pve-hosts`,
 //! `ipv6-prefix`, and `policy.NAME` for `[policy_settings]`.
 
+use crate::bindings::fail2pvefw::policy::settings;
 use crate::config::{HostPort, Rules};
-use crate::policy::bindings::fail2pvefw::policy::settings;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 

@@ -1,8 +1,8 @@
 //! `store`: the policy's key-value store, namespaced per policy, with a quota.
 
+use crate::bindings::fail2pvefw::policy::store;
+use crate::bindings::fail2pvefw::policy::types::Error;
 use crate::log;
-use crate::policy::bindings::fail2pvefw::policy::store;
-use crate::policy::bindings::fail2pvefw::policy::types::Error;
 use crate::store::Db;
 use std::path::PathBuf;
 

@@ -3,9 +3,14 @@
 //! `[policy_settings]` (free-form values a custom policy reads).
 
 use super::toml;
-use crate::policy::{DEFAULT_FUEL, DEFAULT_MEMORY};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+
+/// Fuel for one call: roughly a second of guest work, far more than a ban
+/// needs (about a million), little enough that a loop ends quickly.
+pub const DEFAULT_FUEL: u64 = 1_000_000_000;
+/// Linear memory one policy may grow to.
+pub const DEFAULT_MEMORY: usize = 64 * 1024 * 1024;
 
 /// The sandbox of each policy call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,13 +4,18 @@
 //! Loaded from `--config`, else `$FAIL2PVEFW_CONFIG`, else
 //! `/etc/fail2pvefw/config.toml` (clap resolves the first two).
 
+mod fingerprint;
+mod host;
 mod rules;
+mod token;
 mod toml;
 
-pub use rules::{Limits, Rules, check_network};
+pub use fingerprint::{format_fingerprint, parse_fingerprint};
+pub use host::HostPort;
+pub use rules::{DEFAULT_FUEL, DEFAULT_MEMORY, Limits, Rules, check_network};
+pub use token::Token;
 
 use crate::error::{Failure, Result};
-use std::fmt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,7 +23,6 @@ use std::time::Duration;
 pub const DEFAULT_PATH: &str = "/etc/fail2pvefw/config.toml";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/fail2pvefw";
 pub const DEFAULT_IPSET: &str = "fail2ban";
-pub const DEFAULT_PORT: u16 = 8006;
 const DEFAULT_TIMEOUT_SECS: f64 = 10.0;
 
 /// The checked configuration.
@@ -72,133 +76,6 @@ pub struct Fallback {
     pub stored_pins: Vec<[u8; 32]>,
 }
 
-/// A PVE API endpoint, `host:port`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostPort {
-    /// A name, an IPv4 address, or an IPv6 address without brackets.
-    pub host: String,
-    pub port: u16,
-}
-
-impl HostPort {
-    /// Parses `host`, `host:port`, `[v6]` or `[v6]:port`; a bare IPv6 address
-    /// (more than one `:`) gets the default port.
-    pub fn parse(text: &str) -> Result<HostPort, String> {
-        let text = text.trim();
-        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-            let (host, after) = rest
-                .split_once(']')
-                .ok_or_else(|| format!("'{text}' lacks the closing ']'"))?;
-            (host, after.strip_prefix(':'))
-        } else if text.matches(':').count() > 1 {
-            (text, None)
-        } else {
-            match text.split_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (text, None),
-            }
-        };
-        if host.is_empty() || host.contains(char::is_whitespace) || host.contains('/') {
-            return Err(format!("'{text}' is not a host name or address"));
-        }
-        let port = match port {
-            None => DEFAULT_PORT,
-            Some(port) => port
-                .parse::<u16>()
-                .ok()
-                .filter(|&p| p != 0)
-                .ok_or_else(|| format!("'{port}' in '{text}' is not a port number"))?,
-        };
-        Ok(HostPort {
-            host: host.to_string(),
-            port,
-        })
-    }
-
-    /// The origin for URLs: `https://host:port`.
-    pub fn origin(&self) -> String {
-        format!("https://{self}")
-    }
-}
-
-impl fmt::Display for HostPort {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
-
-/// A PVE API token. The secret never appears in `Debug` or `Display`.
-#[derive(Clone)]
-pub struct Token {
-    /// `USER@REALM!TOKENID`
-    pub id: String,
-    secret: String,
-}
-
-impl Token {
-    /// Parses `USER@REALM!TOKENID=SECRET`, with or without the `PVEAPIToken=`
-    /// prefix. Split at the last `=`, as PVE does. Errors never quote the
-    /// secret.
-    pub fn parse(text: &str) -> Result<Token, String> {
-        let text = text.trim();
-        let text = text.strip_prefix("PVEAPIToken=").unwrap_or(text);
-        let Some((id, secret)) = text.rsplit_once('=') else {
-            return Err("the token must look like USER@REALM!TOKENID=SECRET (no '=' found)".into());
-        };
-        if !valid_token_id(id) {
-            // The id holds no secret, but a mangled string might; say only its shape.
-            return Err(
-                "the token id must look like USER@REALM!TOKENID, e.g. fail2ban@pve!fail2ban".into(),
-            );
-        }
-        if secret.is_empty() || secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!(
-                "the secret of token '{id}' is empty or contains spaces"
-            ));
-        }
-        Ok(Token {
-            id: id.to_string(),
-            secret: secret.to_string(),
-        })
-    }
-
-    /// The `Authorization` header value PVE expects.
-    pub fn header_value(&self) -> String {
-        format!("PVEAPIToken={}={}", self.id, self.secret)
-    }
-
-    /// For tests and redaction checks: the secret itself.
-    pub fn secret(&self) -> &str {
-        &self.secret
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Token({}=<redacted>)", self.id)
-    }
-}
-
-/// `user@realm!name`, name as PVE's `[A-Za-z][A-Za-z0-9.\-_]+`.
-fn valid_token_id(id: &str) -> bool {
-    let Some((user_realm, name)) = id.split_once('!') else {
-        return false;
-    };
-    let Some((user, realm)) = user_realm.rsplit_once('@') else {
-        return false;
-    };
-    let mut name_chars = name.chars();
-    let name_ok = name_chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && name.len() >= 2
-        && name_chars.all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c));
-    let plain = |s: &str| !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c == '=');
-    plain(user) && plain(realm) && name_ok
-}
-
 /// Whom to trust for the server certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Trust {
@@ -208,33 +85,6 @@ pub enum Trust {
     CaFile(PathBuf),
     /// Neither set: the system's root CAs, with host name checking (ACME).
     SystemRoots,
-}
-
-/// Parses a SHA-256 fingerprint: 64 hex digits, any case, with or without `:`.
-pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], String> {
-    let hex: String = text.trim().chars().filter(|&c| c != ':').collect();
-    let bad = || {
-        format!(
-            "'{text}' is not a SHA-256 fingerprint: expected 32 hex pairs like 07:86:CC:…, as the PVE GUI shows it"
-        )
-    };
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad());
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(out)
-}
-
-/// Formats a fingerprint the way the PVE GUI and `openssl x509 -fingerprint` do.
-pub fn format_fingerprint(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 impl Config {
@@ -481,17 +331,6 @@ mod tests {
     }
 
     #[test]
-    fn token_prefix_is_optional_and_split_at_last_equals() {
-        let t = Token::parse("PVEAPIToken=root@pam!f2b=abc").unwrap();
-        assert_eq!(t.id, "root@pam!f2b");
-        // PVE splits at the last '=', so an id ending up with '=' is malformed.
-        assert!(Token::parse("root@pam!f2b=a=b").is_err());
-        let t = Token::parse("root@pam!f2b=abc").unwrap();
-        assert_eq!((t.id.as_str(), t.secret()), ("root@pam!f2b", "abc"));
-        assert_eq!(t.header_value(), "PVEAPIToken=root@pam!f2b=abc");
-    }
-
-    #[test]
     fn world_readable_config_with_token_warns() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
@@ -500,28 +339,6 @@ mod tests {
         let c = Config::load(&path).unwrap();
         assert_eq!(c.warnings.len(), 1);
         assert!(c.warnings[0].contains("chmod 600"), "{:?}", c.warnings);
-    }
-
-    #[test]
-    fn host_forms() {
-        let p = |s| HostPort::parse(s).unwrap();
-        assert_eq!(p("pve.test").to_string(), "pve.test:8006");
-        assert_eq!(p("pve.test:443").to_string(), "pve.test:443");
-        assert_eq!(p("[2001:db8::1]:8007").to_string(), "[2001:db8::1]:8007");
-        assert_eq!(p("2001:db8::1").to_string(), "[2001:db8::1]:8006");
-        assert!(HostPort::parse("pve.test:0").is_err());
-        assert!(HostPort::parse("pve.test:x").is_err());
-        assert!(HostPort::parse("").is_err());
-    }
-
-    #[test]
-    fn fingerprints_in_any_case_with_or_without_colons() {
-        let upper = ["07"; 32].join(":");
-        let lower = "0a".repeat(32);
-        assert_eq!(parse_fingerprint(&upper).unwrap(), [7; 32]);
-        assert_eq!(parse_fingerprint(&lower).unwrap(), [10; 32]);
-        assert!(parse_fingerprint("07:86").is_err());
-        assert_eq!(format_fingerprint(&[0xab; 32]), ["AB"; 32].join(":"));
     }
 
     #[test]
