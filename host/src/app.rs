@@ -7,9 +7,10 @@ use crate::drain::{self, Backoff, Report, db_failure, lock_failure};
 use crate::error::{Failure, Result};
 use crate::log;
 use crate::policy::Source;
-use crate::queue::{self, Action, DrainLock, EventState, Request};
 use crate::session::Session;
-use crate::store::Db;
+use crate::state::db::Db;
+use crate::state::locks::{self, DrainLock};
+use crate::state::queue::{self, Action, EventState, Request};
 use std::time::Duration;
 
 /// Size at which the background drainer's log is rotated.
@@ -181,7 +182,7 @@ impl App {
         if self.queue_only {
             return Ok(());
         }
-        if DrainLock::try_take_named(dir, queue::DRAINER)
+        if DrainLock::try_take_named(dir, locks::DRAINER)
             .map_err(lock_failure)?
             .is_none()
         {

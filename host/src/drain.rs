@@ -7,9 +7,10 @@
 
 use crate::error::Failure;
 use crate::log;
-use crate::queue::{self, Action, DrainLock, Group};
 use crate::session::{Remedy, Session};
-use crate::store::Db;
+use crate::state::db::Db;
+use crate::state::locks::{self, DrainLock};
+use crate::state::queue::{self, Action, Group};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
@@ -180,7 +181,7 @@ pub fn background(session: &mut Session, db: &mut Db, dir: &Path) -> Result<Repo
     let mut report = Report::default();
     let started = std::time::Instant::now();
     loop {
-        let Some(alive) = DrainLock::try_take_named(dir, queue::DRAINER).map_err(lock_failure)?
+        let Some(alive) = DrainLock::try_take_named(dir, locks::DRAINER).map_err(lock_failure)?
         else {
             return Ok(report); // another drainer lives, and will see our events
         };

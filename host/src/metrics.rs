@@ -9,8 +9,8 @@
 use crate::config::Config;
 use crate::log;
 use crate::session::{Remedy, Session};
+use crate::state::db::Db;
 use crate::status::Report;
-use crate::store::Db;
 use rusqlite::params;
 use std::fmt::Write as _;
 
@@ -67,7 +67,7 @@ pub struct Counters {
 impl Counters {
     pub fn load(db: &Db) -> rusqlite::Result<Counters> {
         let get = |key: &str| -> rusqlite::Result<u64> {
-            Ok(crate::queue::get_meta(db, key)?
+            Ok(crate::state::queue::get_meta(db, key)?
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0))
         };
@@ -232,7 +232,7 @@ pub fn after_drain(config: &Config, session: &mut Session, db: &Db) {
     let Some(path) = &config.metrics_textfile else {
         return;
     };
-    let text = crate::queue::stats(db)
+    let text = crate::state::queue::stats(db)
         .map_err(|e| e.to_string())
         .and_then(|stats| {
             crate::status::gather(session, stats, &config.ipset).map_err(|f| f.to_string())
@@ -255,7 +255,7 @@ pub fn after_drain(config: &Config, session: &mut Session, db: &Db) {
 /// Beside it, then rename: the node exporter never reads half a file. It
 /// must read it, so 0644 (it holds no secret).
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    crate::files::write_atomically(path, text.as_bytes(), 0o644)
+    crate::state::files::write_atomically(path, text.as_bytes(), 0o644)
 }
 
 #[cfg(test)]

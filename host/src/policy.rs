@@ -374,7 +374,7 @@ fn load_compiled(engine: &Engine, path: &Path) -> Option<Component> {
 /// An exclusive lock on `<cache>/compile.lock`, held while compiling;
 /// `None` (compile anyway) when the directory cannot be used.
 fn lock_compiling(dir: &Path) -> Option<std::fs::File> {
-    crate::store::ensure_dir(dir).ok()?;
+    crate::state::db::ensure_dir(dir).ok()?;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -394,6 +394,6 @@ fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
 }
 
 fn write_atomically(dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
-    crate::store::ensure_dir(dir).map_err(std::io::Error::other)?;
-    crate::files::write_atomically(path, data, 0o600)
+    crate::state::db::ensure_dir(dir).map_err(std::io::Error::other)?;
+    crate::state::files::write_atomically(path, data, 0o600)
 }

@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::error::{Failure, Result};
 use crate::policy::{BanRequest, Instance, PolicyError, Refusal, Source};
-use crate::queue::{Action, Request};
+use crate::state::queue::{Action, Request};
 
 pub use crate::bindings::Entry;
 

@@ -2,8 +2,8 @@
 //! holds it, with the share of `cluster.fw`'s 1 MiB it uses.
 
 use crate::error::Result;
-use crate::queue::Stats;
 use crate::session::Session;
+use crate::state::queue::Stats;
 use serde::Serialize;
 
 /// pmxcfs refuses to write a file over 1 MiB; `cluster.fw` holds the whole

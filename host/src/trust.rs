@@ -100,7 +100,7 @@ pub fn store_pin(
         Failure::config(format!("cannot store the pin in '{}': {e}", path.display()))
             .hint("Check that the state directory ([state] dir) is writable by this user.")
     };
-    crate::store::ensure_dir(state_dir).map_err(&failed)?;
+    crate::state::db::ensure_dir(state_dir).map_err(&failed)?;
     let existing = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => HEADER.to_string(),
@@ -133,7 +133,7 @@ fn one_line(text: &str) -> String {
 /// Write a temporary file beside it, then rename: readers see the old or
 /// the new file, never half of one, and a crash loses at most the new pin.
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    crate::files::write_atomically(path, text.as_bytes(), 0o600)
+    crate::state::files::write_atomically(path, text.as_bytes(), 0o600)
 }
 
 /// The certificate a node presented, and what the configured trust says.

@@ -3,7 +3,7 @@
 use crate::bindings::fail2pvefw::policy::store;
 use crate::bindings::fail2pvefw::policy::types::Error;
 use crate::log;
-use crate::store::Db;
+use crate::state::db::Db;
 use std::path::PathBuf;
 
 /// Bytes of keys and values one policy may keep.

@@ -52,7 +52,7 @@ pub(super) fn write_config(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(failed)?;
     }
-    crate::files::write_atomically(path, text.as_bytes(), 0o600).map_err(failed)
+    crate::state::files::write_atomically(path, text.as_bytes(), 0o600).map_err(failed)
 }
 
 #[cfg(test)]
