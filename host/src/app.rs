@@ -33,7 +33,7 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Doctor(IpsetOnly { ipset }) => return crate::doctor::run(&cli.config, ipset),
         _ => {}
     }
-    let mut config = Config::load(&cli.config)?;
+    let config = Config::load(&cli.config)?;
     for warning in &config.warnings {
         log::warn(warning);
     }
@@ -41,7 +41,7 @@ pub fn run(cli: Cli) -> Result<String> {
         return crate::trust::run(&config, args.yes);
     }
     if cli.manual {
-        crate::trust::manual(&mut config)?;
+        crate::trust::manual(&config)?;
     }
     let source = match cli.policy.clone().or_else(|| config.policy.clone()) {
         Some(path) => Source::File(path),

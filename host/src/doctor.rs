@@ -1,7 +1,7 @@
 //! `fail2pvefw doctor`: the admin's check of the whole set-up, one line per
 //! step, ✔ or ✘ with the fix.
 //!
-//! The host talks to PVE itself here, with [`crate::pve::Client`], not
+//! The host talks to PVE itself here, with [`Client`], not
 //! through the policy: this is the admin's tool, and it must work when the
 //! policy is what is broken. It reads only; it never prints the token's
 //! secret. Exit status: 0 when every check passes, 3 when a local check
@@ -9,7 +9,9 @@
 
 use crate::config::{Config, HostPort, Pve, Trust, format_fingerprint};
 use crate::error::{Failure, Kind, Result};
-use crate::pve::Client;
+use crate::transport::client::Client;
+use crate::transport::pins;
+use crate::transport::probe::{Presented, probe, why_refused};
 use cluster::{Got, get};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -98,7 +100,8 @@ pub fn run(config_path: &Path, ipset: Option<String>) -> Result<String> {
         failed: 0,
         local_failure: false,
     };
-    let config = match Config::load(config_path) {
+    let loaded = Config::load(config_path).and_then(|c| pins_readable(&c).map(|()| c));
+    let config = match loaded {
         Ok(config) => config,
         Err(failure) => {
             doc.fail_local("config parses", &failure.message, failure.hint.as_deref());
@@ -138,18 +141,27 @@ pub fn run(config_path: &Path, ipset: Option<String>) -> Result<String> {
     doc.finish()
 }
 
-/// Each node of `[pve] host`/`hosts` alone, with its own stored pins.
+/// Each node of `[pve] host`/`hosts` alone (each gets its own stored pins).
 fn node_configs(pve: &Pve) -> Vec<Pve> {
     let mut one = pve.clone();
     one.fallbacks.clear();
     let mut all = vec![one.clone()];
     for fallback in &pve.fallbacks {
         let mut other = one.clone();
-        other.host = fallback.host.clone();
-        other.stored_pins = fallback.stored_pins.clone();
+        other.host = fallback.clone();
         all.push(other);
     }
     all
+}
+
+/// The pin file is no part of the configuration, but a bad line in it stops
+/// every node's check: doctor reports it with the configuration, as a local
+/// failure (exit 3), as it always has.
+fn pins_readable(config: &Config) -> Result<()> {
+    for host in std::iter::once(&config.pve.host).chain(&config.pve.fallbacks) {
+        pins::load_pins(&config.state_dir, host)?;
+    }
+    Ok(())
 }
 
 /// The token is a password: its file must not be readable by others.
@@ -183,7 +195,7 @@ fn token_file(doc: &mut Doctor, path: &Path) {
 /// Reachable, TLS verified, token accepted: the client when all three pass.
 fn node(doc: &mut Doctor, config: &Config, pve: &Pve) -> Option<Client> {
     let at = &pve.host;
-    let presented = match crate::trust::probe(pve) {
+    let presented = match probe(pve, &config.state_dir) {
         Ok(presented) => presented,
         Err(failure) => {
             doc.fail_with(&format!("{at} reachable"), &failure);
@@ -200,7 +212,7 @@ fn node(doc: &mut Doctor, config: &Config, pve: &Pve) -> Option<Client> {
     if let Some(refusal) = &presented.refusal {
         let why = format!(
             "the certificate is not trusted: {}; nothing was sent\n  presented SHA-256: {fingerprint}",
-            crate::trust::why_refused(refusal)
+            why_refused(refusal)
         );
         let fix = format!(
             "compare the fingerprint with node → System → Certificates in the PVE GUI; if it matches, run:\n  fail2pvefw --config '{}' trust\nor put it into [pve] fingerprint",
@@ -215,9 +227,9 @@ fn node(doc: &mut Doctor, config: &Config, pve: &Pve) -> Option<Client> {
     }
     doc.pass(
         &format!("{at} TLS verified"),
-        &format!("by {}", trusted_by(pve, &presented.fingerprint)),
+        &format!("by {}", trusted_by(pve, &presented)),
     );
-    let client = match Client::new(pve) {
+    let client = match Client::new(pve, &config.state_dir) {
         Ok(client) => client,
         Err(failure) => {
             doc.fail_with(&format!("{at} token accepted"), &failure);
@@ -227,10 +239,13 @@ fn node(doc: &mut Doctor, config: &Config, pve: &Pve) -> Option<Client> {
     token_accepted(doc, &client, at, &pve.token.id, &config.path).then_some(client)
 }
 
-fn trusted_by(pve: &Pve, fingerprint: &[u8; 32]) -> String {
+fn trusted_by(pve: &Pve, presented: &Presented) -> String {
+    let fingerprint = &presented.fingerprint;
     match &pve.trust {
         Trust::Pins(pins) if pins.contains(fingerprint) => "[pve] fingerprint".into(),
-        _ if pve.stored_pins.contains(fingerprint) => "a pin stored by `fail2pvefw trust`".into(),
+        _ if presented.stored_pins.contains(fingerprint) => {
+            "a pin stored by `fail2pvefw trust`".into()
+        }
         Trust::CaFile(path) => format!("[pve] ca_file '{}'", path.display()),
         Trust::SystemRoots => "the system's root CAs".into(),
         Trust::Pins(_) => "the configuration".into(),

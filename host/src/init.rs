@@ -11,7 +11,8 @@ use crate::config::{
     Config, DEFAULT_IPSET, DEFAULT_PATH, DEFAULT_STATE_DIR, HostPort, Token, parse_fingerprint,
 };
 use crate::error::{Failure, Result};
-use crate::pve::{Client, Outcome};
+use crate::transport::client::{Client, HttpResponse, Outcome};
+use crate::transport::probe::{probe, why_refused};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -103,8 +104,7 @@ pub fn run(args: &InitArgs) -> Result<String> {
     let config = Config::load(&args.output)?;
     let again = format!("fail2pvefw --config '{}'", args.output.display());
     trust_step(&config, &values, args.yes).map_err(|f| with_next(f, &format!("{again} trust")))?;
-    // Again, with the pin the trust step may have stored.
-    let config = Config::load(&args.output)?;
+    // The client reads the pin the trust step may have stored.
     let ipset_note = ipset_step(&config, args.create_ipset, &mut prompt);
     println!("\n{}", snippet(&values.ipset, &args.output));
     match ipset_note {
@@ -230,7 +230,7 @@ fn trust_step(config: &Config, values: &Values, yes: bool) -> Result<()> {
         println!("{done}");
         return Ok(());
     }
-    let presented = crate::trust::probe(&config.pve)?;
+    let presented = probe(&config.pve, &config.state_dir)?;
     match &presented.refusal {
         None => {
             println!(
@@ -242,7 +242,7 @@ fn trust_step(config: &Config, values: &Values, yes: bool) -> Result<()> {
         Some(refusal) => Err(Failure::config(format!(
             "the certificate of {} is not trusted: {}\n  presented: {}",
             config.pve.host,
-            crate::trust::why_refused(refusal),
+            why_refused(refusal),
             crate::config::format_fingerprint(&presented.fingerprint)
         ))
         .hint(
@@ -254,8 +254,8 @@ fn trust_step(config: &Config, values: &Values, yes: bool) -> Result<()> {
 /// Reports the IPSet, creating it on --create-ipset or a yes.
 fn ipset_step(config: &Config, create: bool, prompt: &mut Prompt) -> Result<String> {
     let name = &config.ipset;
-    let client = Client::new(&config.pve)?;
-    let refused = |r: crate::pve::HttpResponse| {
+    let client = Client::new(&config.pve, &config.state_dir)?;
+    let refused = |r: HttpResponse| {
         Failure::pve(format!(
             "IPSet '{name}': PVE refused: {} {}",
             r.status, r.reason

@@ -22,11 +22,11 @@ pub fn host_state(config: &Config, source: &Source) -> HostState {
     let grant = capabilities::pve::Grant::new([config.ipset.clone()], &config.rules.allow_paths);
     // Every configured node, `host` and the `hosts` fallbacks.
     let pve_hosts: Vec<_> = std::iter::once(&config.pve.host)
-        .chain(config.pve.fallbacks.iter().map(|f| &f.host))
+        .chain(&config.pve.fallbacks)
         .flat_map(capabilities::settings::pve_host_addresses)
         .collect();
     HostState::new(
-        capabilities::pve::Pve::new(config.pve.clone(), grant),
+        capabilities::pve::Pve::new(config.pve.clone(), config.state_dir.clone(), grant),
         capabilities::store::Store::new(Some(config.state_dir.clone()), source.namespace()),
         capabilities::log::Log {
             source: source.describe(),

@@ -386,10 +386,13 @@ fn lock_compiling(dir: &Path) -> Option<std::fs::File> {
 }
 
 fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
-    let digest = crate::tls::sha256(bytes);
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!("{hex}-{:016x}", hasher.finish())
 }
 

@@ -475,3 +475,29 @@ fn without_any_system_ca_a_stored_pin_still_works() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(s.cidrs(), ["203.0.113.34"]);
 }
+
+// See: issue 11 (one bad line in the pin file failed every command as a
+// configuration error).
+#[test]
+fn a_bad_pin_line_stops_only_what_needs_the_pins() {
+    let s = Setup::new();
+    let state = state_dir(&s);
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let pins = state.join("trusted-fingerprints");
+    std::fs::write(&pins, "not a pin line\n").unwrap();
+    std::fs::set_permissions(&pins, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A command that talks to no PVE works.
+    let r = s.run(&["flush"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // One that connects stops on it, as a configuration error naming the line.
+    let r = s.run(&["-f", "ban", "203.0.113.35"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    let named = format!(
+        "'{}' line 1: expected 'HOST:PORT FINGERPRINT'",
+        pins.display()
+    );
+    assert!(r.stderr.contains(&named), "{r:?}");
+    assert!(r.stderr.contains("Fix or delete that line"), "{r:?}");
+    assert_no_request(&s.emu);
+}

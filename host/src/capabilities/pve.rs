@@ -10,8 +10,9 @@ use crate::bindings::fail2pvefw::policy::types::Error;
 use crate::config;
 use crate::error::Failure;
 use crate::log;
-use crate::pve::{Client, Outcome};
+use crate::transport::client::{Client, Outcome};
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 /// Where requests go.
 pub enum Backend {
@@ -19,6 +20,8 @@ pub enum Backend {
     /// request: `validate` and refused paths cost no TLS setup.
     Remote {
         config: Box<config::Pve>,
+        /// Where the pins `fail2pvefw trust` stored are read from.
+        state_dir: PathBuf,
         client: Option<Client>,
     },
     /// An IPSet in memory (`fail2pvefw sandbox`): no network, no token.
@@ -37,10 +40,11 @@ pub struct Pve {
 
 impl Pve {
     /// The configured PVE node, for what `grant` allows.
-    pub fn new(config: config::Pve, grant: Grant) -> Pve {
+    pub fn new(config: config::Pve, state_dir: PathBuf, grant: Grant) -> Pve {
         Pve::with_backend(
             Backend::Remote {
                 config: Box::new(config),
+                state_dir,
                 client: None,
             },
             grant,
@@ -153,7 +157,7 @@ impl pve::Host for Pve {
                 .push(format!("{method} {path} -> denied by the host"));
             return Err(Error::Denied(why));
         }
-        let (config, client) = match &mut self.backend {
+        let (config, state_dir, client) = match &mut self.backend {
             Backend::Memory(memory) => {
                 let (status, reason, body) = memory.request(&method, &path, &params);
                 self.calls.push(format!(
@@ -166,10 +170,14 @@ impl pve::Host for Pve {
                     body,
                 });
             }
-            Backend::Remote { config, client } => (config, client),
+            Backend::Remote {
+                config,
+                state_dir,
+                client,
+            } => (config, state_dir, client),
         };
         if client.is_none() {
-            match Client::new(config) {
+            match Client::new(config, state_dir) {
                 Ok(built) => *client = Some(built),
                 Err(failure) => {
                     let short = failure.message.clone();

@@ -57,23 +57,16 @@ pub struct Config {
 pub struct Pve {
     pub host: HostPort,
     pub token: Token,
+    /// Whom to trust; the pins `fail2pvefw trust` stored in the state
+    /// directory are accepted besides (`transport::pins` loads them).
     pub trust: Trust,
-    /// Pins `fail2pvefw trust` stored for this host, accepted besides `trust`.
-    pub stored_pins: Vec<[u8; 32]>,
     /// More nodes of the cluster (`hosts = [...]`), tried in order when
     /// `host` cannot be reached.
-    pub fallbacks: Vec<Fallback>,
+    pub fallbacks: Vec<HostPort>,
     /// The command that pins this config's node, for error hints:
     /// `fail2pvefw --config '/etc/…' trust`.
     pub trust_command: String,
     pub timeout: Duration,
-}
-
-/// Another node of the cluster, with the pins stored for it.
-#[derive(Clone, Debug)]
-pub struct Fallback {
-    pub host: HostPort,
-    pub stored_pins: Vec<[u8; 32]>,
 }
 
 /// Whom to trust for the server certificate.
@@ -181,14 +174,6 @@ impl Config {
             .dir
             .map(|d| relative_to(path, &d))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
-        let stored_pins = crate::trust::load_pins(&state_dir, &host)?;
-        let fallbacks = hosts
-            .into_iter()
-            .map(|host| {
-                let stored_pins = crate::trust::load_pins(&state_dir, &host)?;
-                Ok(Fallback { host, stored_pins })
-            })
-            .collect::<Result<Vec<_>>>()?;
         let instance = match file.state.instance {
             Some(name) => {
                 check_instance(&name).map_err(|e| bad(format!("[state] instance: {e}")))?
@@ -202,8 +187,7 @@ impl Config {
                 host,
                 token,
                 trust,
-                stored_pins,
-                fallbacks,
+                fallbacks: hosts,
                 trust_command: format!("fail2pvefw --config '{}' trust", path.display()),
                 timeout: Duration::from_secs_f64(timeout),
             },
@@ -328,6 +312,15 @@ mod tests {
         assert!(!err.contains(SECRET), "{err}");
         let err = Token::parse(&format!("bad id={SECRET}")).unwrap_err();
         assert!(!err.contains(SECRET), "{err}");
+    }
+
+    #[test]
+    fn a_bad_pin_file_does_not_fail_the_config() {
+        // The pins are the transport's: read where a connection is set up.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("trusted-fingerprints"), "not a pin\n").unwrap();
+        let state = format!("[state]\ndir = \"{}\"\n", dir.path().display());
+        assert_eq!(load(&minimal(&state)).unwrap().state_dir, dir.path());
     }
 
     #[test]

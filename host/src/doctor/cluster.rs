@@ -3,7 +3,7 @@
 
 use super::Doctor;
 use crate::error::Failure;
-use crate::pve::{Client, HttpResponse, Outcome};
+use crate::transport::client::{Client, HttpResponse, Outcome};
 use serde_json::Value;
 
 fn grant_fix(token_id: &str) -> String {

@@ -4,11 +4,13 @@
 //! no proxy (the token goes to the configured node and nowhere else), and
 //! transport failures turned into messages that name the host and the fix.
 
-use crate::config::{self, Trust, format_fingerprint};
+use super::pins;
+use super::tls::{self, PinMismatch, Seen, describe_certificate_error};
+use crate::config::{self, HostPort, Trust, format_fingerprint};
 use crate::error::Failure;
-use crate::tls::{self, PinMismatch, Seen};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use std::io::Read;
+use std::path::Path;
 
 /// PVE's JSON answers are small; `cluster.fw` itself is capped at 1 MiB.
 const MAX_BODY: u64 = 16 * 1024 * 1024;
@@ -24,13 +26,14 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(pve: &config::Pve) -> Result<Client, Failure> {
-        let mut nodes = vec![Node::new(pve)?];
-        for fallback in &pve.fallbacks {
-            let mut other = pve.clone();
-            other.host = fallback.host.clone();
-            other.stored_pins = fallback.stored_pins.clone();
-            nodes.push(Node::new(&other)?);
+    /// A client for `pve.host` and its fallbacks, each node trusting what
+    /// the config says plus the pins `fail2pvefw trust` stored for it in
+    /// `state_dir`. A bad pin file fails here, where the pins are needed.
+    pub fn new(pve: &config::Pve, state_dir: &Path) -> Result<Client, Failure> {
+        let mut nodes = Vec::new();
+        for host in std::iter::once(&pve.host).chain(&pve.fallbacks) {
+            let stored_pins = pins::load_pins(state_dir, host)?;
+            nodes.push(Node::new(pve, host, stored_pins)?);
         }
         Ok(Client {
             nodes,
@@ -75,7 +78,7 @@ struct Node {
     http: reqwest::blocking::Client,
     base: String,
     auth: HeaderValue,
-    endpoint: config::HostPort,
+    endpoint: HostPort,
     trust: Trust,
     /// Pins stored by `fail2pvefw trust`, for messages.
     stored_pins: Vec<[u8; 32]>,
@@ -100,10 +103,14 @@ pub enum Outcome {
 }
 
 impl Node {
-    fn new(pve: &config::Pve) -> Result<Node, Failure> {
+    /// The node at `host`, with `pve`'s token, trust and timeout.
+    fn new(
+        pve: &config::Pve,
+        host: &HostPort,
+        stored_pins: Vec<[u8; 32]>,
+    ) -> Result<Node, Failure> {
         let seen = Seen::default();
-        let tls =
-            tls::client_config(&pve.trust, &pve.stored_pins, &seen).map_err(Failure::config)?;
+        let tls = tls::client_config(&pve.trust, &stored_pins, &seen).map_err(Failure::config)?;
         let http = reqwest::blocking::Client::builder()
             .tls_backend_preconfigured(tls)
             .no_proxy()
@@ -120,11 +127,11 @@ impl Node {
         auth.set_sensitive(true);
         Ok(Node {
             http,
-            base: format!("{}/api2/json", pve.host.origin()),
+            base: format!("{}/api2/json", host.origin()),
             auth,
-            endpoint: pve.host.clone(),
+            endpoint: host.clone(),
             trust: pve.trust.clone(),
-            stored_pins: pve.stored_pins.clone(),
+            stored_pins,
             trust_command: pve.trust_command.clone(),
             seen,
         })
@@ -225,35 +232,6 @@ impl Node {
             other => Failure::pve(format!("TLS with {at} failed: {other}; nothing was sent")),
         }
     }
-}
-
-pub(crate) fn describe_certificate_error(err: &rustls::CertificateError) -> String {
-    use rustls::CertificateError as E;
-    match err {
-        E::Expired => "it has expired".into(),
-        E::ExpiredContext { time, not_after } => format!(
-            "it expired at {} (now {})",
-            unix_to_utc(not_after.as_secs()),
-            unix_to_utc(time.as_secs())
-        ),
-        E::NotValidYet => "it is not valid yet".into(),
-        E::NotValidYetContext { time, not_before } => format!(
-            "it is valid only from {} (now {})",
-            unix_to_utc(not_before.as_secs()),
-            unix_to_utc(time.as_secs())
-        ),
-        E::UnknownIssuer => "it is signed by an unknown issuer".into(),
-        E::NotValidForName | E::NotValidForNameContext { .. } => {
-            "it is not issued for this host name".into()
-        }
-        other => format!("{other:?}"),
-    }
-}
-
-pub fn unix_to_utc(secs: u64) -> String {
-    chrono::DateTime::from_timestamp(secs as i64, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|| secs.to_string())
 }
 
 fn read_response(response: reqwest::blocking::Response) -> Result<HttpResponse, reqwest::Error> {

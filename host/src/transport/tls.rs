@@ -161,7 +161,8 @@ fn chain_verifier(trust: &Trust, provider: &Arc<CryptoProvider>) -> Result<Chain
     }
 }
 
-/// The error a pin mismatch raises inside rustls; `pve` turns it into words.
+/// The error a pin mismatch raises inside rustls; the client and the probe
+/// turn it into words.
 #[derive(Debug)]
 pub struct PinMismatch;
 
@@ -342,6 +343,37 @@ fn schemes(provider: &CryptoProvider) -> Vec<SignatureScheme> {
     provider
         .signature_verification_algorithms
         .supported_schemes()
+}
+
+/// Why a certificate failed the chain check, in words.
+pub fn describe_certificate_error(err: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as E;
+    match err {
+        E::Expired => "it has expired".into(),
+        E::ExpiredContext { time, not_after } => format!(
+            "it expired at {} (now {})",
+            unix_to_utc(not_after.as_secs()),
+            unix_to_utc(time.as_secs())
+        ),
+        E::NotValidYet => "it is not valid yet".into(),
+        E::NotValidYetContext { time, not_before } => format!(
+            "it is valid only from {} (now {})",
+            unix_to_utc(not_before.as_secs()),
+            unix_to_utc(time.as_secs())
+        ),
+        E::UnknownIssuer => "it is signed by an unknown issuer".into(),
+        E::NotValidForName | E::NotValidForNameContext { .. } => {
+            "it is not issued for this host name".into()
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// `2025-01-31 12:00:00 UTC`, for certificate dates.
+pub fn unix_to_utc(secs: u64) -> String {
+    chrono::DateTime::from_timestamp(secs as i64, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| secs.to_string())
 }
 
 #[cfg(test)]
