@@ -5,10 +5,11 @@
 //! 2. Whole process: one `fail2pvefw -f ban` against the PVE emulator over
 //!    HTTPS, with the compiled cache and without it.
 
-use fail2pvefw::capabilities::pve::{Backend, Grant, Pve};
+use fail2pvefw::capabilities::grant::Grant;
+use fail2pvefw::capabilities::pve::{Backend, Pve};
 use fail2pvefw::capabilities::pve_memory::MemoryPve;
 use fail2pvefw::capabilities::{self, HostState};
-use fail2pvefw::policy::{self, BanRequest, Runtime, Source};
+use fail2pvefw::policy::{BanRequest, Runtime, Source};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,10 +27,9 @@ fn state() -> HostState {
     HostState::new(
         pve,
         capabilities::store::Store::new(None, "default".into()),
-        capabilities::log::Log {
+        capabilities::guest_log::Log {
             source: "bench".into(),
         },
-        policy::limits(fail2pvefw::config::DEFAULT_MEMORY),
     )
 }
 

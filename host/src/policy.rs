@@ -79,7 +79,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         capabilities::add_to_linker(&mut linker)
             .and_then(|_| {
-                capabilities::traps::define_ungranted_as_traps(&mut linker, &component, &engine)
+                capabilities::wasi::define_ungranted_as_traps(&mut linker, &component, &engine)
             })
             .map_err(|e| Failure::config(format!("cannot link {}: {e:#}", source.describe())))?;
         Ok(Runtime {

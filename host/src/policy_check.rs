@@ -3,7 +3,7 @@
 //! host grants, and links it against the world as a real run would.
 
 use crate::bindings;
-use crate::capabilities::traps::{is_granted, unversioned};
+use crate::capabilities::wasi::{is_granted, unversioned};
 use crate::capabilities::{self, HostState};
 use crate::error::{Failure, Result};
 use clap::{Args, Subcommand};
@@ -85,7 +85,7 @@ fn check(file: &Path) -> Result<String> {
 fn link(engine: &Engine, component: &Component) -> wasmtime::Result<()> {
     let mut linker: Linker<HostState> = Linker::new(engine);
     capabilities::add_to_linker(&mut linker)?;
-    capabilities::traps::define_ungranted_as_traps(&mut linker, component, engine)?;
+    capabilities::wasi::define_ungranted_as_traps(&mut linker, component, engine)?;
     let pre = linker.instantiate_pre(component)?;
     bindings::PolicyPre::new(pre)?;
     Ok(())

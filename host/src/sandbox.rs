@@ -9,7 +9,8 @@
 //! the policy's `entries` export here and print what the reconciliation would
 //! add or remove, using the same in-memory backend.
 
-use crate::capabilities::pve::{Backend, Grant, Pve};
+use crate::capabilities::grant::Grant;
+use crate::capabilities::pve::{Backend, Pve};
 use crate::capabilities::pve_memory::MemoryPve;
 use crate::capabilities::settings::Settings;
 use crate::capabilities::{self, HostState};
@@ -117,10 +118,9 @@ fn instantiate(source: &Source, memory: MemoryPve, args: &SandboxArgs) -> Result
     let state = HostState::new(
         Pve::with_backend(Backend::Memory(memory), grant),
         capabilities::store::Store::new(None, source.namespace()),
-        capabilities::log::Log {
+        capabilities::guest_log::Log {
             source: source.describe(),
         },
-        crate::policy::limits(limits.memory),
     )
     .with_settings(Settings::new(&rules, &args.pve_host));
     // No cache: the sandbox writes nothing to disk but --save.

@@ -1,21 +1,25 @@
 //! What the host grants a policy: one module per WIT import, each owning its
-//! state and implementing its generated `Host` trait.
+//! state and implementing its generated `Host` trait (`pve`, with its
+//! `grant`; `store`, `clock`, `guest_log`, `settings`), and [`HostState`],
+//! the data of one policy's store, which holds them all.
 //!
 //! From WASI the policy gets only what Rust's standard library needs to run
 //! and to report a panic: stdio streams (stdout and stderr are captured into
 //! the log, stdin is empty), an empty environment, random numbers. No files,
 //! no sockets, no clocks (time comes from our `clock`); importing those links,
-//! but calling them traps.
+//! but calling them traps (`wasi`).
 
 pub mod clock;
-pub mod log;
+pub mod grant;
+pub mod guest_log;
 pub mod pve;
 pub mod pve_memory;
 pub mod settings;
 pub mod store;
-pub mod traps;
+pub mod wasi;
 
 use crate::bindings::fail2pvefw::policy as wit;
+use crate::config::Config;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Result, StoreLimits};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -29,8 +33,9 @@ pub struct HostState {
     pub pve: pve::Pve,
     pub store: store::Store,
     pub clock: clock::Clock,
-    pub log: log::Log,
+    pub log: guest_log::Log,
     pub settings: settings::Settings,
+    /// The memory and table caps, set by the runtime when it instantiates.
     pub limits: StoreLimits,
     wasi: WasiCtx,
     table: ResourceTable,
@@ -38,12 +43,7 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(
-        pve: pve::Pve,
-        store: store::Store,
-        log: log::Log,
-        limits: StoreLimits,
-    ) -> HostState {
+    pub fn new(pve: pve::Pve, store: store::Store, log: guest_log::Log) -> HostState {
         let output = MemoryOutputPipe::new(CAPTURED_OUTPUT);
         let wasi = WasiCtx::builder()
             .stdout(output.clone())
@@ -55,11 +55,32 @@ impl HostState {
             clock: clock::Clock,
             log,
             settings: settings::Settings::default(),
-            limits,
+            limits: StoreLimits::default(),
             wasi,
             table: ResourceTable::new(),
             output,
         }
+    }
+
+    /// The capabilities of a configured run, for the policy named `name`
+    /// whose store data is kept under `namespace`: `pve` for the configured
+    /// node and IPSet (and `[rules] allow_paths`), the store in the state
+    /// directory, and `settings` from `[rules]`, `[policy_settings]` and the
+    /// PVE nodes' own addresses. The `-i IPSET` of a command is granted when
+    /// the host hands the policy a request naming it.
+    pub fn configured(config: &Config, namespace: String, name: String) -> HostState {
+        let grant = grant::Grant::new([config.ipset.clone()], &config.rules.allow_paths);
+        // Every configured node, `host` and the `hosts` fallbacks.
+        let pve_hosts: Vec<_> = std::iter::once(&config.pve.host)
+            .chain(&config.pve.fallbacks)
+            .flat_map(settings::pve_host_addresses)
+            .collect();
+        HostState::new(
+            pve::Pve::new(config.pve.clone(), config.state_dir.clone(), grant),
+            store::Store::new(Some(config.state_dir.clone()), namespace),
+            guest_log::Log { source: name },
+        )
+        .with_settings(settings::Settings::new(&config.rules, &pve_hosts))
     }
 
     /// With the administrator's settings (none by default).
@@ -91,36 +112,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
     wit::pve::add_to_linker::<_, HasSelf<pve::Pve>>(linker, |s| &mut s.pve)?;
     wit::store::add_to_linker::<_, HasSelf<store::Store>>(linker, |s| &mut s.store)?;
     wit::clock::add_to_linker::<_, HasSelf<clock::Clock>>(linker, |s| &mut s.clock)?;
-    wit::log::add_to_linker::<_, HasSelf<log::Log>>(linker, |s| &mut s.log)?;
+    wit::log::add_to_linker::<_, HasSelf<guest_log::Log>>(linker, |s| &mut s.log)?;
     wit::settings::add_to_linker::<_, HasSelf<settings::Settings>>(linker, |s| &mut s.settings)?;
-    add_wasi_subset(linker)
-}
-
-fn add_wasi_subset(l: &mut Linker<HostState>) -> Result<()> {
-    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
-    use wasmtime_wasi::p2::bindings::sync::io;
-    use wasmtime_wasi::p2::bindings::{cli, random};
-    use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
-
-    struct Io;
-    impl wasmtime::component::HasData for Io {
-        type Data<'a> = &'a mut ResourceTable;
-    }
-    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<_, Io>(l, |s| &mut s.table)?;
-    io::poll::add_to_linker::<_, Io>(l, |s| &mut s.table)?;
-    io::streams::add_to_linker::<_, Io>(l, |s| &mut s.table)?;
-    cli::exit::add_to_linker::<_, WasiCli>(l, HostState::cli)?;
-    cli::environment::add_to_linker::<_, WasiCli>(l, HostState::cli)?;
-    cli::stdin::add_to_linker::<_, WasiCli>(l, HostState::cli)?;
-    cli::stdout::add_to_linker::<_, WasiCli>(l, HostState::cli)?;
-    cli::stderr::add_to_linker::<_, WasiCli>(l, HostState::cli)?;
-    cli::terminal_input::add_to_linker::<_, WasiCli>(l, HostState::cli)?;
-    cli::terminal_output::add_to_linker::<_, WasiCli>(l, HostState::cli)?;
-    cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, HostState::cli)?;
-    cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, HostState::cli)?;
-    cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, HostState::cli)?;
-    random::random::add_to_linker::<_, WasiRandom>(l, HostState::random)?;
-    random::insecure::add_to_linker::<_, WasiRandom>(l, HostState::random)?;
-    random::insecure_seed::add_to_linker::<_, WasiRandom>(l, HostState::random)?;
-    Ok(())
+    wasi::add_to_linker(linker)
 }

@@ -1,3 +1,7 @@
+//! The WASI a policy gets: only what Rust's standard library needs to run
+//! and to report a panic (stdio streams, an empty environment, random
+//! numbers), linked by [`add_to_linker`].
+//!
 //! Everything a policy imports but is not granted (WASI files, sockets,
 //! clocks, or anything else) is linked to a function that traps when called,
 //! so such a policy still loads and fails only if it really uses it.
@@ -6,12 +10,12 @@
 //! so a policy importing `wasi:cli/stdout@0.2.6` would get a trap instead of
 //! the host's `@0.2.12`, which the linker would otherwise find by semver.
 
-use super::HostState;
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, Linker, LinkerInstance, ResourceType};
+use wasmtime::component::{Component, Linker, LinkerInstance, ResourceTable, ResourceType};
 use wasmtime::{Engine, Result};
+use wasmtime_wasi::WasiView;
 
-/// WASI interfaces the host links (`add_wasi_subset`), without versions.
+/// WASI interfaces the host links ([`add_to_linker`]), without versions.
 pub const WASI_GRANTED: &[&str] = &[
     "wasi:io/error",
     "wasi:io/poll",
@@ -30,6 +34,42 @@ pub const WASI_GRANTED: &[&str] = &[
     "wasi:random/insecure",
     "wasi:random/insecure-seed",
 ];
+
+/// Links the WASI subset above ([`WASI_GRANTED`]), for any store data that
+/// is a [`WasiView`].
+pub fn add_to_linker<T: WasiView + 'static>(l: &mut Linker<T>) -> Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::p2::bindings::sync::io;
+    use wasmtime_wasi::p2::bindings::{cli, random};
+    use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+
+    struct Io;
+    impl wasmtime::component::HasData for Io {
+        type Data<'a> = &'a mut ResourceTable;
+    }
+    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<_, Io>(l, table::<T>)?;
+    io::poll::add_to_linker::<_, Io>(l, table::<T>)?;
+    io::streams::add_to_linker::<_, Io>(l, table::<T>)?;
+    cli::exit::add_to_linker::<_, WasiCli>(l, T::cli)?;
+    cli::environment::add_to_linker::<_, WasiCli>(l, T::cli)?;
+    cli::stdin::add_to_linker::<_, WasiCli>(l, T::cli)?;
+    cli::stdout::add_to_linker::<_, WasiCli>(l, T::cli)?;
+    cli::stderr::add_to_linker::<_, WasiCli>(l, T::cli)?;
+    cli::terminal_input::add_to_linker::<_, WasiCli>(l, T::cli)?;
+    cli::terminal_output::add_to_linker::<_, WasiCli>(l, T::cli)?;
+    cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, T::cli)?;
+    cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, T::cli)?;
+    cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, T::cli)?;
+    random::random::add_to_linker::<_, WasiRandom>(l, T::random)?;
+    random::insecure::add_to_linker::<_, WasiRandom>(l, T::random)?;
+    random::insecure_seed::add_to_linker::<_, WasiRandom>(l, T::random)?;
+    Ok(())
+}
+
+/// The resource table, which `wasi:io` works on.
+fn table<T: WasiView>(s: &mut T) -> &mut ResourceTable {
+    s.ctx().table
+}
 
 /// Whether the host links this import (`wasi:cli/stdout@0.2.6`).
 pub fn is_granted(import: &str) -> bool {
@@ -59,8 +99,8 @@ fn host_resource(interface: &str, name: &str) -> Option<ResourceType> {
 }
 
 /// Links every import of `component` that is not granted to a trap.
-pub fn define_ungranted_as_traps(
-    linker: &mut Linker<HostState>,
+pub fn define_ungranted_as_traps<T: 'static>(
+    linker: &mut Linker<T>,
     component: &Component,
     engine: &Engine,
 ) -> Result<()> {
@@ -96,8 +136,8 @@ pub fn define_ungranted_as_traps(
     Ok(())
 }
 
-fn stub(
-    linker: &mut LinkerInstance<'_, HostState>,
+fn stub<T: 'static>(
+    linker: &mut LinkerInstance<'_, T>,
     parent: &str,
     name: &str,
     item: &ComponentItem,
@@ -106,7 +146,7 @@ fn stub(
     match item {
         ComponentItem::ComponentFunc(_) => {
             let full = format!("{parent}#{name}");
-            // The words `policy.rs` recognises to name the import.
+            // The words `runtime::instance` recognises to name the import.
             linker.func_new(name, move |_, _, _, _| {
                 wasmtime::bail!("unknown import: `{full}` has not been defined")
             })
