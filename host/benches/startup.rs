@@ -5,11 +5,12 @@
 //! 2. Whole process: one `fail2pvefw -f ban` against the PVE emulator over
 //!    HTTPS, with the compiled cache and without it.
 
+use fail2pvefw::bindings::BanRequest;
 use fail2pvefw::capabilities::grant::Grant;
 use fail2pvefw::capabilities::pve::{Backend, Pve};
 use fail2pvefw::capabilities::pve_memory::MemoryPve;
 use fail2pvefw::capabilities::{self, HostState};
-use fail2pvefw::policy::{BanRequest, Runtime, Source};
+use fail2pvefw::runtime::{Runtime, Source};
 use std::process::Command;
 use std::time::{Duration, Instant};
 

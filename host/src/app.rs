@@ -6,8 +6,8 @@ use crate::config::Config;
 use crate::drain::{self, Backoff, Report, db_failure, lock_failure};
 use crate::error::{Failure, Result};
 use crate::log;
-use crate::policy::Source;
-use crate::session::Session;
+use crate::runtime::Source;
+use crate::runtime::session::Session;
 use crate::state::db::Db;
 use crate::state::locks::{self, DrainLock};
 use crate::state::queue::{self, Action, EventState, Request};
@@ -142,7 +142,7 @@ impl App {
                         std::thread::sleep(Duration::from_secs(1));
                     }
                     drain::pass(session, db, Backoff::Ignore, &mut report)?;
-                    if report.stopped != Some(crate::session::Remedy::Retry) {
+                    if report.stopped != Some(crate::runtime::session::Remedy::Retry) {
                         break;
                     }
                 }

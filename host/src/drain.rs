@@ -7,7 +7,7 @@
 
 use crate::error::Failure;
 use crate::log;
-use crate::session::{Remedy, Session};
+use crate::runtime::session::{Remedy, Session};
 use crate::state::db::Db;
 use crate::state::locks::{self, DrainLock};
 use crate::state::queue::{self, Action, Group};

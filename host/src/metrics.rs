@@ -8,7 +8,7 @@
 
 use crate::config::Config;
 use crate::log;
-use crate::session::{Remedy, Session};
+use crate::runtime::session::{Remedy, Session};
 use crate::state::db::Db;
 use crate::status::Report;
 use rusqlite::params;

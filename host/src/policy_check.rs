@@ -112,7 +112,7 @@ mod tests {
     fn the_default_policy_passes_the_check() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("default.wasm");
-        std::fs::write(&file, crate::policy::DEFAULT_POLICY).unwrap();
+        std::fs::write(&file, crate::runtime::DEFAULT_POLICY).unwrap();
         let out = check(&file).unwrap();
         assert!(out.contains("fail2pvefw:policy/settings@0.1.0"), "{out}");
         assert!(out.contains("fail2pvefw:policy/action@0.1.0"), "{out}");

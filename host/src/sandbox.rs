@@ -9,6 +9,7 @@
 //! the policy's `entries` export here and print what the reconciliation would
 //! add or remove, using the same in-memory backend.
 
+use crate::bindings::{BanRequest, PolicyError};
 use crate::capabilities::grant::Grant;
 use crate::capabilities::pve::{Backend, Pve};
 use crate::capabilities::pve_memory::MemoryPve;
@@ -17,7 +18,8 @@ use crate::capabilities::{self, HostState};
 use crate::cli::{IpsetOnly, Target};
 use crate::config::{self, Limits, Rules};
 use crate::error::{Failure, Result};
-use crate::policy::{BanRequest, Instance, PolicyError, Runtime, Source};
+use crate::runtime::instance::Instance;
+use crate::runtime::{Runtime, Source};
 use clap::{Args, Subcommand};
 use std::fmt::Write as _;
 use std::net::IpAddr;

@@ -2,7 +2,7 @@
 //! holds it, with the share of `cluster.fw`'s 1 MiB it uses.
 
 use crate::error::Result;
-use crate::session::Session;
+use crate::runtime::session::Session;
 use crate::state::queue::Stats;
 use serde::Serialize;
 
@@ -39,7 +39,7 @@ pub fn gather(session: &mut Session, queue: Stats, ipset: &str) -> Result<Report
     };
     match session.entries(ipset)? {
         Ok(entries) => {
-            let mine = |e: &&crate::session::Entry| {
+            let mine = |e: &&crate::bindings::Entry| {
                 e.owner
                     .as_ref()
                     .is_some_and(|o| o.instance == session.instance_name)

@@ -1,12 +1,12 @@
 //! One loaded policy with its capabilities, for one process: the calls the
 //! commands make, and the words and remedies for what the policy reports.
 
+use super::instance::Instance;
+use super::{Source, instantiate};
+use crate::bindings::{BanRequest, Entry, PolicyError, Refusal};
 use crate::config::Config;
 use crate::error::{Failure, Result};
-use crate::policy::{BanRequest, Instance, PolicyError, Refusal, Source};
 use crate::state::queue::{Action, Request};
-
-pub use crate::bindings::Entry;
 
 /// What the policy answered, or the failure (already in words) it reported.
 pub type Answer<T> = std::result::Result<T, Reported>;
@@ -43,7 +43,7 @@ pub struct Session {
 impl Session {
     pub fn open(config: &Config, source: Source) -> Result<Session> {
         Ok(Session {
-            instance: crate::plugin::instantiate(config, &source)?,
+            instance: instantiate(config, &source)?,
             config_path: config.path.clone(),
             token_id: config.pve.token.id.clone(),
             default_ipset: config.ipset.clone(),
@@ -51,30 +51,16 @@ impl Session {
         })
     }
 
-    fn ban_request(&self, req: &Request) -> BanRequest {
-        BanRequest {
-            ip: req.ip.clone(),
-            ipset: req.ipset.clone(),
-            jail: req.jail.clone(),
-            comment: req.comment.clone(),
-            time: req.time,
-            bantime: req.bantime,
-            failures: req.failures,
-            restored: req.restored,
-            instance: self.instance_name.clone(),
-        }
-    }
-
     /// The exact entry PVE will store, without any I/O.
     pub fn validate(&mut self, req: &Request) -> Result<Answer<String>> {
-        let ban = self.ban_request(req);
+        let ban = ban_request(req, &self.instance_name);
         let outcome = self.instance.validate(&ban)?;
         Ok(outcome.map_err(|e| self.report(e, &req.ipset)))
     }
 
     /// Makes the PVE call for one ban or unban.
     pub fn apply(&mut self, action: Action, req: &Request) -> Result<Answer<String>> {
-        let ban = self.ban_request(req);
+        let ban = ban_request(req, &self.instance_name);
         let outcome = match action {
             Action::Ban => self.instance.ban(&ban)?,
             Action::Unban => self.instance.unban(&ban)?,
@@ -159,6 +145,22 @@ impl Session {
             Some(hint) => Failure::pve(message).hint(hint),
             None => Failure::pve(message),
         }
+    }
+}
+
+/// The policy's view of a request, made by the instance `instance_name`:
+/// the one conversion from the queue's request to the WIT record.
+pub fn ban_request(req: &Request, instance_name: &str) -> BanRequest {
+    BanRequest {
+        ip: req.ip.clone(),
+        ipset: req.ipset.clone(),
+        jail: req.jail.clone(),
+        comment: req.comment.clone(),
+        time: req.time,
+        bantime: req.bantime,
+        failures: req.failures,
+        restored: req.restored,
+        instance: instance_name.to_string(),
     }
 }
 

@@ -1,0 +1,127 @@
+//! Running a policy component: the engine, the embedded default policy, the
+//! configured instantiation, and one sandboxed instance per run.
+//!
+//! A policy gets the capabilities in `capabilities` and nothing else;
+//! `instance` runs it within its limits, `compiled` caches its machine code,
+//! `session` turns its answers into words and remedies for the commands.
+
+pub mod compiled;
+pub mod instance;
+pub mod session;
+
+use crate::capabilities::{self, HostState};
+use crate::config::{Config, Limits};
+use crate::error::{Failure, Result};
+use instance::Instance;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+/// The default policy, built from `guest/` by `build.rs`.
+pub static DEFAULT_POLICY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/policy.wasm"));
+
+/// Which policy runs.
+#[derive(Clone, Debug)]
+pub enum Source {
+    Embedded,
+    File(PathBuf),
+}
+
+impl Source {
+    /// For messages: `the default policy` or `policy '/path/x.wasm'`.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Embedded => "the default policy".into(),
+            Source::File(path) => format!("policy '{}'", path.display()),
+        }
+    }
+
+    /// Whose data in the store: policies do not see each other's keys.
+    pub fn namespace(&self) -> String {
+        match self {
+            Source::Embedded => "default".into(),
+            Source::File(path) => path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "policy".into()),
+        }
+    }
+}
+
+pub struct Runtime {
+    engine: Engine,
+    component: Component,
+    linker: Linker<HostState>,
+    source: Source,
+    limits: Limits,
+}
+
+impl Runtime {
+    /// Loads and links the policy, from the compiled cache in `cache_dir`
+    /// when it is there (compiling costs ~100 ms, loading ~0.1 ms).
+    pub fn load(source: Source, cache_dir: Option<&Path>) -> Result<Runtime> {
+        let mut config = wasmtime::Config::new();
+        config.consume_fuel(true);
+        let engine = Engine::new(&config)
+            .map_err(|e| Failure::config(format!("cannot start the WebAssembly engine: {e:#}")))?;
+        let bytes: Cow<[u8]> =
+            match &source {
+                Source::Embedded => Cow::Borrowed(DEFAULT_POLICY),
+                Source::File(path) => Cow::Owned(std::fs::read(path).map_err(|e| {
+                    Failure::config(format!("cannot read {}: {e}", source.describe()))
+                })?),
+            };
+        let component = compiled::load_cached(&engine, &bytes, cache_dir).map_err(|e| {
+            Failure::config(format!("{} is not a valid WebAssembly component: {e:#}", source.describe()))
+                .hint("Build policies with `cargo build --target wasm32-wasip2`; `fail2pvefw policy check FILE` explains what is wrong.")
+        })?;
+        let mut linker = Linker::new(&engine);
+        capabilities::add_to_linker(&mut linker)
+            .and_then(|_| {
+                capabilities::wasi::define_ungranted_as_traps(&mut linker, &component, &engine)
+            })
+            .map_err(|e| Failure::config(format!("cannot link {}: {e:#}", source.describe())))?;
+        Ok(Runtime {
+            engine,
+            component,
+            linker,
+            source,
+            limits: Limits::default(),
+        })
+    }
+
+    /// Fuel and memory of each call, from `[limits]`.
+    pub fn with_limits(mut self, limits: Limits) -> Runtime {
+        self.limits = limits;
+        self
+    }
+
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// A fresh sandbox with `state` as its capabilities.
+    pub fn instantiate(&self, state: HostState) -> Result<Instance> {
+        Instance::new(
+            &self.engine,
+            &self.component,
+            &self.linker,
+            state,
+            self.source.describe(),
+            self.limits,
+        )
+    }
+}
+
+/// Loads `source` (from the compiled cache in the state directory) and
+/// instantiates it with what `config` grants.
+pub fn instantiate(config: &Config, source: &Source) -> Result<Instance> {
+    let cache = config.state_dir.join("cache");
+    let runtime = Runtime::load(source.clone(), Some(&cache))?.with_limits(config.limits);
+    runtime.instantiate(HostState::configured(
+        config,
+        source.namespace(),
+        source.describe(),
+    ))
+}
