@@ -30,7 +30,7 @@ static THRESHOLD: AtomicU8 = AtomicU8::new(Level::Warn as u8);
 static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// How lines look (`--log-format`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Format {
     /// `fail2pvefw: LEVEL: MESSAGE`, for fail2ban's log and the journal.
     #[default]

@@ -2,7 +2,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match fail2pvefw::app::run(fail2pvefw::cli::parse()) {
+    match fail2pvefw::commands::run(fail2pvefw::cli::parse()) {
         Ok(done) => {
             if !done.is_empty() {
                 // A closed stdout (fail2ban may not read it) is not a failure.

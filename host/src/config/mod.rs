@@ -20,7 +20,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub const DEFAULT_PATH: &str = "/etc/fail2pvefw/config.toml";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/fail2pvefw";
 pub const DEFAULT_IPSET: &str = "fail2ban";
 const DEFAULT_TIMEOUT_SECS: f64 = 10.0;

@@ -1,8 +1,19 @@
 //! The command line: a drop-in for the old Perl script, options before or
-//! after the operands. `--help` and the README's reference come from here.
+//! after the operands. `--help`, the man pages and the README's reference
+//! come from here.
+//!
+//! Self-contained: `cli` uses only clap and std, never the rest of the
+//! crate, so that a build script can include it to generate man pages. The
+//! commands map what it parses onto the runner's own types.
 
-use crate::config::DEFAULT_PATH;
-use clap::{Args, Parser, Subcommand};
+mod args;
+
+pub use args::{
+    DEFAULT_CONFIG_PATH, DocsArgs, Flush, InitArgs, IpsetOnly, PolicyArgs, PolicyCommand,
+    SandboxArgs, SandboxCommand, Status, Target, TrustArgs,
+};
+
+use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 const EXIT_CODES: &str = "\
@@ -27,7 +38,7 @@ pub struct Cli {
     /// TOML with a [pve] table (host, token or token_file, fingerprint or
     /// ca_file, ipset) and a [state] table (dir). When not given,
     /// $FAIL2PVEFW_CONFIG is used, else /etc/fail2pvefw/config.toml.
-    #[arg(long, global = true, value_name = "FILE", env = "FAIL2PVEFW_CONFIG", default_value = DEFAULT_PATH, hide_default_value = true)]
+    #[arg(long, global = true, value_name = "FILE", env = "FAIL2PVEFW_CONFIG", default_value = DEFAULT_CONFIG_PATH, hide_default_value = true)]
     pub config: PathBuf,
 
     /// Run in the foreground and report the real outcome
@@ -70,7 +81,7 @@ pub struct Cli {
     /// line with time, level, message and fields such as action, entry and
     /// ipset, for log shippers.
     #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
-    pub log_format: crate::log::Format,
+    pub log_format: LogFormat,
 
     #[command(subcommand)]
     pub command: Command,
@@ -130,7 +141,7 @@ pub enum Command {
     /// --force), shows the node's certificate and trusts it (as `trust`),
     /// offers to create the IPSet, and prints what to add to jail.local.
     /// Without a terminal, missing values are an error (exit 2).
-    Init(crate::init::InitArgs),
+    Init(InitArgs),
     /// fail2ban's actionflush: keep this jail's bans in PVE (default) or remove them
     Flush(Flush),
     /// Drain the queue in the background (started by ban and unban)
@@ -138,7 +149,7 @@ pub enum Command {
     Drain,
     /// Write the man page and shell completions into a folder (packaging)
     #[command(hide = true)]
-    GenerateDocs(crate::docs::DocsArgs),
+    GenerateDocs(DocsArgs),
     /// Try a policy on an in-memory IPSet: no PVE, no config, no token
     ///
     /// Runs ban, unban, start or check with the policy (the built-in one, or
@@ -146,104 +157,19 @@ pub enum Command {
     /// PVE call the policy made and the IPSet afterwards. Touches no network
     /// and no state; the configuration file is not read.
     /// Example: fail2pvefw sandbox ban 203.0.113.7
-    Sandbox(crate::sandbox::SandboxArgs),
+    Sandbox(SandboxArgs),
     /// Work with policy modules: `policy check FILE.wasm`
-    Policy(crate::policy_check::PolicyArgs),
+    Policy(PolicyArgs),
 }
 
-#[derive(Debug, Args)]
-pub struct Status {
-    /// Machine-readable output
-    #[arg(long)]
-    pub json: bool,
-
-    /// Prometheus text exposition (format 0.0.4): counters and gauges
-    #[arg(long, conflicts_with = "json")]
-    pub prometheus: bool,
-
-    /// The datacenter IPSet [default: `ipset` from the config, else fail2ban]
-    #[arg(short = 'i', long, value_name = "IPSET")]
-    pub ipset: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct Flush {
-    /// Only this jail's bans (fail2ban's <name>) [default: all]
-    #[arg(long, value_name = "NAME")]
-    pub jail: Option<String>,
-
-    /// Remove the bans from PVE instead of keeping them
-    ///
-    /// By default bans stay in PVE across a fail2ban restart (with
-    /// norestored = 1 nothing is re-sent at start); with --remove, this
-    /// jail's entries are queued for removal.
-    #[arg(long)]
-    pub remove: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct TrustArgs {
-    /// Trust without asking (check the fingerprint against the PVE GUI first)
-    #[arg(short = 'y', long)]
-    pub yes: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct Target {
-    /// The IPv4/IPv6 address or CIDR network, e.g. 203.0.113.7 or 2001:db8::/64
-    #[arg(value_name = "IP|CIDR", allow_hyphen_values = true)]
-    pub ip: String,
-
-    /// Text for the entry's comment, after the date
-    ///
-    /// By default built from --jail and --failures, else "Added by fail2pvefw".
-    /// A '%' is just a character; control characters are removed.
-    #[arg(short = 'c', long, value_name = "COMMENT")]
-    pub comment: Option<String>,
-
-    /// The datacenter IPSet [default: `ipset` from the config, else fail2ban]
-    #[arg(short = 'i', long, value_name = "IPSET")]
-    pub ipset: Option<String>,
-
-    /// When the ban began, in Unix seconds (fail2ban's <time>) [default: now]
-    #[arg(
-        short = 't',
-        long = "timestamp",
-        visible_alias = "time",
-        value_name = "EPOCH"
-    )]
-    pub time: Option<f64>,
-
-    /// The jail that banned it (fail2ban's <name>)
-    #[arg(long, value_name = "NAME")]
-    pub jail: Option<String>,
-
-    /// The ban's length in seconds (fail2ban's <bantime>); -1 is forever
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
-    pub bantime: Option<i64>,
-
-    /// How many failures led to the ban (fail2ban's <failures>)
-    #[arg(long, value_name = "N")]
-    pub failures: Option<u32>,
-
-    /// fail2ban re-applies a ban it had stored (fail2ban's <restored>: 0 or 1)
-    #[arg(long, value_name = "0|1", num_args = 0..=1, default_missing_value = "1", value_parser = parse_flag)]
-    pub restored: Option<bool>,
-}
-
-#[derive(Debug, Args)]
-pub struct IpsetOnly {
-    /// The datacenter IPSet [default: `ipset` from the config, else fail2ban]
-    #[arg(short = 'i', long, value_name = "IPSET")]
-    pub ipset: Option<String>,
-}
-
-fn parse_flag(text: &str) -> Result<bool, String> {
-    match text {
-        "1" | "true" | "yes" => Ok(true),
-        "0" | "false" | "no" | "" => Ok(false),
-        other => Err(format!("'{other}' is not 0 or 1")),
-    }
+/// How log lines look (`--log-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `fail2pvefw: LEVEL: MESSAGE`, for fail2ban's log and the journal.
+    #[default]
+    Text,
+    /// One JSON object per line: time, level, message and fields.
+    Json,
 }
 
 pub fn parse() -> Cli {

@@ -1,7 +1,7 @@
 //! The cluster-wide checks, through the first node that passed: the
 //! token's privileges, the IPSet, a rule that drops it, the firewall on.
 
-use super::Doctor;
+use super::checklist::Doctor;
 use crate::error::Failure;
 use crate::transport::client::{Client, HttpResponse, Outcome};
 use serde_json::Value;

@@ -6,11 +6,11 @@
 //! short-lived processes fail2ban starts; the drainer increments them where
 //! events complete. Text exposition format 0.0.4.
 
+use super::status_report::{Report, gather};
 use crate::config::Config;
 use crate::log;
 use crate::runtime::session::{Remedy, Session};
 use crate::state::db::Db;
-use crate::status::Report;
 use rusqlite::params;
 use std::fmt::Write as _;
 
@@ -234,9 +234,7 @@ pub fn after_drain(config: &Config, session: &mut Session, db: &Db) {
     };
     let text = crate::state::queue::stats(db)
         .map_err(|e| e.to_string())
-        .and_then(|stats| {
-            crate::status::gather(session, stats, &config.ipset).map_err(|f| f.to_string())
-        })
+        .and_then(|stats| gather(session, stats, &config.ipset).map_err(|f| f.to_string()))
         .and_then(|report| {
             Ok(render(
                 &report,

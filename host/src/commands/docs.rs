@@ -2,18 +2,11 @@
 //! from the clap definition in `cli.rs`, so they never drift from `--help`.
 //! The Debian package build runs it (see `packaging/build-deb.sh`).
 
-use crate::cli::Cli;
+use crate::cli::{Cli, DocsArgs};
 use crate::error::{Failure, Result};
-use clap::{Args, CommandFactory};
+use clap::CommandFactory;
 use clap_complete::Shell;
-use std::path::{Path, PathBuf};
-
-#[derive(Debug, Args)]
-pub struct DocsArgs {
-    /// The folder to write `man/` and `completions/` into
-    #[arg(value_name = "DIR")]
-    pub dir: PathBuf,
-}
+use std::path::Path;
 
 pub fn run(args: &DocsArgs) -> Result<String> {
     let failed = |what: &Path, e: std::io::Error| {

@@ -1,9 +1,23 @@
 //! The configuration file `init` writes: rendered from the checked values,
 //! written private (0600) and atomically.
 
-use super::{TokenSource, Values};
 use crate::error::{Failure, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// What goes into the file, checked.
+pub(super) struct Values {
+    pub(super) hosts: Vec<String>,
+    pub(super) token: TokenSource,
+    pub(super) ipset: String,
+    pub(super) state_dir: PathBuf,
+    pub(super) fingerprint: Option<String>,
+    pub(super) ca_file: Option<PathBuf>,
+}
+
+pub(super) enum TokenSource {
+    Inline(String),
+    File(PathBuf),
+}
 
 fn quoted(text: &str) -> String {
     toml::Value::String(text.to_string()).to_string()

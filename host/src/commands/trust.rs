@@ -5,7 +5,8 @@
 //! The handshake and the pin file are `transport`'s (`probe`, `pins`); this
 //! is the conversation with the admin around them.
 
-use crate::config::{Config, DEFAULT_PATH, HostPort, Trust, format_fingerprint};
+use crate::cli::DEFAULT_CONFIG_PATH;
+use crate::config::{Config, HostPort, Trust, format_fingerprint};
 use crate::error::{Failure, Result};
 use crate::transport::pins::{pin_file, store_pin};
 use crate::transport::probe::{Presented, details, probe, why_refused};
@@ -171,7 +172,7 @@ fn parse_answer(text: &str) -> Option<bool> {
 
 /// ` --config 'FILE'` unless it is the default, for commands to copy.
 fn config_arg(config: &Config) -> String {
-    if config.path == Path::new(DEFAULT_PATH) {
+    if config.path == Path::new(DEFAULT_CONFIG_PATH) {
         String::new()
     } else {
         format!(" --config '{}'", config.path.display())

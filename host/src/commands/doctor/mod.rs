@@ -8,15 +8,16 @@
 //! fails (the configuration file, the token file), else 1.
 
 use crate::config::{Config, HostPort, Pve, Trust, format_fingerprint};
-use crate::error::{Failure, Kind, Result};
+use crate::error::Result;
 use crate::transport::client::Client;
 use crate::transport::pins;
 use crate::transport::probe::{Presented, probe, why_refused};
+use checklist::Doctor;
 use cluster::{Got, get};
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+mod checklist;
 mod cluster;
 
 /// The checks after the per-node ones, skipped when no node answers.
@@ -27,79 +28,9 @@ const CLUSTER_CHECKS: [&str; 4] = [
     "datacenter firewall enabled",
 ];
 
-/// Counts and prints the checks as they complete.
-struct Doctor {
-    out: std::io::Stdout,
-    passed: usize,
-    failed: usize,
-    /// A local check failed: the exit status is 3, not 1.
-    local_failure: bool,
-}
-
-impl Doctor {
-    fn line(&mut self, text: &str) {
-        let _ = writeln!(self.out, "{text}");
-        let _ = self.out.flush();
-    }
-
-    fn pass(&mut self, name: &str, detail: &str) {
-        self.passed += 1;
-        self.line(&format!("✔ {name}: {detail}"));
-    }
-
-    /// A local check failed (the configuration or token file): exit 3.
-    fn fail_local(&mut self, name: &str, why: &str, fix: Option<&str>) {
-        self.local_failure = true;
-        self.fail(name, why, fix);
-    }
-
-    fn fail(&mut self, name: &str, why: &str, fix: Option<&str>) {
-        self.failed += 1;
-        let mut text = format!("✘ {name}: {}", indent(why, "  "));
-        if let Some(fix) = fix {
-            text.push_str(&format!("\n  fix: {}", indent(fix, "       ")));
-        }
-        self.line(&text);
-    }
-
-    fn fail_with(&mut self, name: &str, failure: &Failure) {
-        self.fail(name, &failure.message, failure.hint.as_deref());
-    }
-
-    fn skip(&mut self, name: &str, why: &str) {
-        self.failed += 1;
-        self.line(&format!("– {name}: not checked: {why}"));
-    }
-
-    fn finish(self) -> Result<String> {
-        let total = self.passed + self.failed;
-        if self.failed == 0 {
-            return Ok(format!("doctor: all {total} checks passed"));
-        }
-        let kind = if self.local_failure {
-            Kind::Config
-        } else {
-            Kind::Pve
-        };
-        Err(Failure::new(
-            kind,
-            format!("doctor: {} of {total} checks did not pass", self.failed),
-        ))
-    }
-}
-
-fn indent(text: &str, by: &str) -> String {
-    text.lines().collect::<Vec<_>>().join(&format!("\n{by}"))
-}
-
 /// `fail2pvefw doctor [-i IPSET]`.
 pub fn run(config_path: &Path, ipset: Option<String>) -> Result<String> {
-    let mut doc = Doctor {
-        out: std::io::stdout(),
-        passed: 0,
-        failed: 0,
-        local_failure: false,
-    };
+    let mut doc = Doctor::new();
     let loaded = Config::load(config_path).and_then(|c| pins_readable(&c).map(|()| c));
     let config = match loaded {
         Ok(config) => config,
@@ -283,15 +214,5 @@ fn token_accepted(
             doc.fail_with(&name, &got.failure());
             false
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn multi_line_fix_stays_indented() {
-        assert_eq!(indent("a\n  b", "    "), "a\n      b");
     }
 }

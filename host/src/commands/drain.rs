@@ -1,17 +1,20 @@
-//! Draining the queue into PVE, and `sync`: drain, then reconcile the IPSet
-//! with the desired set.
+//! Draining the queue into PVE: one pass for `-f`, `sync` and `flush`, the
+//! background drainer that `ban` and `unban` start, and the hidden `drain`
+//! command it runs.
 //!
 //! PVE serialises every firewall write behind one cluster-wide lock, so the
 //! queue is sent one request at a time, by one process (the holder of the
 //! drain lock), over one keep-alive connection.
 
-use crate::error::Failure;
+use super::context::Context;
+use super::metrics::{self, after_drain};
+use crate::error::{Failure, Result};
 use crate::log;
 use crate::runtime::session::{Remedy, Session};
 use crate::state::db::Db;
 use crate::state::locks::{self, DrainLock};
 use crate::state::queue::{self, Action, Group};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -98,7 +101,7 @@ fn send(
             // A broken policy: keep the events, say why.
             let text = trap.to_string();
             queue::postpone(db, group, &text, retry_delay(group)).map_err(db_failure)?;
-            crate::metrics::count_failure(db, "policy");
+            metrics::count_failure(db, "policy");
             record(report, group, trap);
             return Ok(Some(Remedy::Fix));
         }
@@ -118,13 +121,13 @@ fn send(
                 report.failures.remove(id);
             }
             queue::complete(db, group, action == Action::Ban).map_err(db_failure)?;
-            crate::metrics::count_applied(db, action == Action::Ban);
+            metrics::count_applied(db, action == Action::Ban);
             report.sent += 1;
             Ok(None)
         }
         Err(reported) => {
             let text = reported.failure.to_string();
-            crate::metrics::count_failure(db, crate::metrics::failure_kind(reported.kind));
+            metrics::count_failure(db, metrics::failure_kind(reported.kind));
             match reported.kind {
                 Remedy::Never | Remedy::Rejected => {
                     log::write(
@@ -230,79 +233,15 @@ pub fn lock_failure(e: std::io::Error) -> Failure {
     .hint("Check that the state directory ([state] dir) is writable by the user fail2ban runs as.")
 }
 
-/// What `sync` changed in PVE besides draining.
-#[derive(Default, Debug)]
-pub struct Reconciled {
-    pub readded: usize,
-    pub expired_removed: usize,
-    pub entries: usize,
-}
-
-/// Makes the IPSet agree with the desired set: re-adds desired entries PVE
-/// lacks, removes our own entries whose ban has expired. Entries without our
-/// tag, or with another instance's, are never touched.
-pub fn reconcile(session: &mut Session, db: &mut Db, ipset: &str) -> Result<Reconciled, Failure> {
-    let now = queue::now() as i64;
-    let entries = session.entries(ipset)?.map_err(|r| r.failure)?;
-    let present: HashSet<&str> = entries.iter().map(|e| e.cidr.as_str()).collect();
-    let mut done = Reconciled {
-        entries: entries.len(),
-        ..Reconciled::default()
-    };
-
-    for want in queue::desired(db)
-        .map_err(db_failure)?
-        .into_iter()
-        .filter(|d| d.ipset == ipset)
-    {
-        if want.expires.is_some_and(|t| t <= now) {
-            // The ban is over; fail2ban (or the step below) removes it.
-            queue::forget_desired(db, ipset, &want.entry).map_err(db_failure)?;
-            continue;
-        }
-        if present.contains(want.entry.as_str()) {
-            queue::set_applied(db, ipset, &want.entry, true).map_err(db_failure)?;
-            continue;
-        }
-        if queue::has_pending(db, ipset, &want.entry).map_err(db_failure)? {
-            continue;
-        }
-        let mut req = want.request.clone();
-        req.restored = true;
-        session.apply(Action::Ban, &req)?.map_err(|r| r.failure)?;
-        crate::metrics::count_applied(db, true);
-        queue::set_applied(db, ipset, &want.entry, true).map_err(db_failure)?;
-        log::info(&format!(
-            "re-added {} to IPSet '{ipset}': PVE had lost it",
-            want.entry
-        ));
-        done.readded += 1;
+/// The hidden `drain` command the background drainer runs.
+pub fn run(ctx: &Context) -> Result<String> {
+    let mut session = ctx.session()?;
+    let mut db = ctx.db()?;
+    let report = background(&mut session, &mut db, &ctx.config.state_dir)?;
+    db.checkpoint();
+    for failure in report.failures.values().take(1) {
+        log::write(log::Level::Error, "drain", &failure.to_string());
     }
-
-    for entry in &entries {
-        let Some(owner) = &entry.owner else { continue };
-        let expired = owner.expires.is_some_and(|t| t <= now);
-        if owner.instance != session.instance_name || !expired {
-            continue;
-        }
-        if queue::has_pending(db, ipset, &entry.cidr).map_err(db_failure)? {
-            continue;
-        }
-        let req = queue::Request {
-            ip: entry.cidr.clone(),
-            ipset: ipset.to_string(),
-            jail: owner.jail.clone(),
-            ..queue::Request::default()
-        };
-        session.apply(Action::Unban, &req)?.map_err(|r| r.failure)?;
-        crate::metrics::count_applied(db, false);
-        queue::set_applied(db, ipset, &entry.cidr, false).map_err(db_failure)?;
-        queue::forget_desired(db, ipset, &entry.cidr).map_err(db_failure)?;
-        log::info(&format!(
-            "removed expired {} from IPSet '{ipset}'",
-            entry.cidr
-        ));
-        done.expired_removed += 1;
-    }
-    Ok(done)
+    after_drain(&ctx.config, &mut session, &db);
+    Ok(String::new())
 }

@@ -5,29 +5,12 @@
 use crate::bindings;
 use crate::capabilities::wasi::{is_granted, unversioned};
 use crate::capabilities::{self, HostState};
+use crate::cli::{PolicyArgs, PolicyCommand};
 use crate::error::{Failure, Result};
-use clap::{Args, Subcommand};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
-
-#[derive(Debug, Args)]
-pub struct PolicyArgs {
-    #[command(subcommand)]
-    pub command: PolicyCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum PolicyCommand {
-    /// Check that FILE.wasm is a policy component; list its imports and exports
-    ///
-    /// Needs no configuration. Exit 0 when the runner can use it, 3 when not.
-    Check {
-        #[arg(value_name = "FILE.wasm")]
-        file: PathBuf,
-    },
-}
 
 /// The export every policy must have.
 const ACTION: &str = "fail2pvefw:policy/action";

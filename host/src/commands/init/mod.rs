@@ -7,92 +7,21 @@
 //! when the node is down; the remaining steps are the ordinary `trust` and
 //! `doctor` commands, which the errors name.
 
-use crate::config::{
-    Config, DEFAULT_IPSET, DEFAULT_PATH, DEFAULT_STATE_DIR, HostPort, Token, parse_fingerprint,
-};
+use crate::cli::{DEFAULT_CONFIG_PATH, InitArgs};
+use crate::config::{Config, DEFAULT_IPSET, DEFAULT_STATE_DIR, HostPort, Token, parse_fingerprint};
 use crate::error::{Failure, Result};
 use crate::transport::client::{Client, HttpResponse, Outcome};
 use crate::transport::probe::{probe, why_refused};
-use clap::Args;
 use std::path::{Path, PathBuf};
 
 mod file;
 mod prompt;
 
-use file::{render, write_config};
+use file::{TokenSource, Values, render, write_config};
 use prompt::Prompt;
 
 /// The example the Debian package installs: `init` may replace it without --force.
-pub const EXAMPLE: &str = include_str!("../../packaging/config.example.toml");
-
-#[derive(Debug, Args)]
-pub struct InitArgs {
-    /// The PVE node, `host` or `host:port`; repeat it for more nodes of the cluster
-    #[arg(long, value_name = "HOST")]
-    pub host: Vec<String>,
-
-    /// The API token, USER@REALM!TOKENID=SECRET
-    ///
-    /// Written into the 0600 configuration file. A command line can be seen
-    /// by other users and lands in shell history: prefer --token-file, or
-    /// leave both out and type it at the prompt.
-    #[arg(long, value_name = "TOKEN", conflicts_with = "token_file")]
-    pub token: Option<String>,
-
-    /// A file holding the token, referenced from the configuration
-    #[arg(long, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-
-    /// The datacenter IPSet [default: fail2ban]
-    #[arg(long, value_name = "IPSET")]
-    pub ipset: Option<String>,
-
-    /// Where state lives [default: /var/lib/fail2pvefw]
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
-
-    /// The node certificate's SHA-256 fingerprint, as the PVE GUI shows it
-    ///
-    /// Without it (and without --ca-file) the certificate is shown and, on
-    /// yes (or --yes), pinned as `fail2pvefw trust` does.
-    #[arg(long, value_name = "SHA256", conflicts_with = "ca_file")]
-    pub fingerprint: Option<String>,
-
-    /// A copy of the cluster CA, /etc/pve/pve-root-ca.pem
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
-
-    /// The configuration file to write
-    #[arg(short = 'o', long, value_name = "PATH", default_value = DEFAULT_PATH)]
-    pub output: PathBuf,
-
-    /// Replace an existing configuration file
-    #[arg(long)]
-    pub force: bool,
-
-    /// Trust the node's certificate without asking (compare its fingerprint first)
-    #[arg(short = 'y', long)]
-    pub yes: bool,
-
-    /// Create the IPSet if it does not exist, without asking (needs Sys.Modify)
-    #[arg(long)]
-    pub create_ipset: bool,
-}
-
-/// What goes into the file, checked.
-struct Values {
-    hosts: Vec<String>,
-    token: TokenSource,
-    ipset: String,
-    state_dir: PathBuf,
-    fingerprint: Option<String>,
-    ca_file: Option<PathBuf>,
-}
-
-enum TokenSource {
-    Inline(String),
-    File(PathBuf),
-}
+pub const EXAMPLE: &str = include_str!("../../../../packaging/config.example.toml");
 
 /// `fail2pvefw init`.
 pub fn run(args: &InitArgs) -> Result<String> {
@@ -226,7 +155,7 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 /// the node must pass it: a wrong fingerprint is not pinned over.
 fn trust_step(config: &Config, values: &Values, yes: bool) -> Result<()> {
     if values.fingerprint.is_none() && values.ca_file.is_none() {
-        let done = crate::trust::run(config, yes)?;
+        let done = super::trust::run(config, yes)?;
         println!("{done}");
         return Ok(());
     }
@@ -300,7 +229,7 @@ fn ipset_step(config: &Config, create: bool, prompt: &mut Prompt) -> Result<Stri
 
 /// What to add to jail.local, and the timer to enable.
 fn snippet(ipset: &str, config: &Path) -> String {
-    let config_arg = if config == Path::new(DEFAULT_PATH) {
+    let config_arg = if config == Path::new(DEFAULT_CONFIG_PATH) {
         String::new()
     } else {
         format!(", config={}", config.display())

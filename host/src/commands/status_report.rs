@@ -1,5 +1,5 @@
-//! `fail2pvefw status`: the queue, the last error, and the IPSet as PVE
-//! holds it, with the share of `cluster.fw`'s 1 MiB it uses.
+//! What `status` and the metrics report: the queue, the last error, and the
+//! IPSet as PVE holds it, with the share of `cluster.fw`'s 1 MiB it uses.
 
 use crate::error::Result;
 use crate::runtime::session::Session;

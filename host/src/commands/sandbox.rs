@@ -9,65 +9,21 @@
 //! the policy's `entries` export here and print what the reconciliation would
 //! add or remove, using the same in-memory backend.
 
+use super::context::request_from;
 use crate::bindings::{BanRequest, PolicyError};
 use crate::capabilities::grant::Grant;
 use crate::capabilities::pve::{Backend, Pve};
 use crate::capabilities::pve_memory::MemoryPve;
 use crate::capabilities::settings::Settings;
 use crate::capabilities::{self, HostState};
-use crate::cli::{IpsetOnly, Target};
+use crate::cli::{SandboxArgs, SandboxCommand, Target};
 use crate::config::{self, Limits, Rules};
 use crate::error::{Failure, Result};
 use crate::runtime::instance::Instance;
+use crate::runtime::session::ban_request;
 use crate::runtime::{Runtime, Source};
-use clap::{Args, Subcommand};
 use std::fmt::Write as _;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, Args)]
-pub struct SandboxArgs {
-    /// Start from the IPSets of this cluster.fw [default: one empty IPSet]
-    ///
-    /// Reads the [IPSET name] sections of a datacenter firewall file
-    /// (/etc/pve/firewall/cluster.fw); other sections are ignored. Without
-    /// it the sandbox holds one empty IPSet, named by -i or `fail2ban`.
-    #[arg(long, value_name = "FILE")]
-    pub seed: Option<PathBuf>,
-
-    /// Write the IPSets afterwards, in cluster.fw form, to FILE
-    ///
-    /// Pass the same file to --seed next time to go on from there.
-    #[arg(long, value_name = "FILE")]
-    pub save: Option<PathBuf>,
-
-    /// A network never to ban, as [rules] never_ban (repeatable)
-    #[arg(long = "never-ban", value_name = "NET")]
-    pub never_ban: Vec<String>,
-
-    /// Widen IPv6 bans to this prefix length, as [rules] ipv6_prefix
-    #[arg(long, value_name = "LEN")]
-    pub ipv6_prefix: Option<u8>,
-
-    /// A PVE node's address, which bans must never cover, as [pve] host
-    #[arg(long, value_name = "ADDR")]
-    pub pve_host: Vec<IpAddr>,
-
-    #[command(subcommand)]
-    pub command: SandboxCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SandboxCommand {
-    /// Add an address or network to the in-memory IPSet
-    Ban(Target),
-    /// Remove an address or network from the in-memory IPSet
-    Unban(Target),
-    /// Check the in-memory IPSet exists (fail2ban's actionstart)
-    Start(IpsetOnly),
-    /// Check the in-memory IPSet still exists (fail2ban's actioncheck)
-    Check(IpsetOnly),
-}
 
 /// Runs one sandboxed command: prints the calls and the IPSet on stdout,
 /// returns the policy's answer (or its failure, with the usual exit code).
@@ -156,18 +112,9 @@ fn call(instance: &mut Instance, command: &SandboxCommand, ipset: &str) -> Resul
     outcome.map_err(|e| failure(e).context(what))
 }
 
+/// The command line as the policy sees it, from the instance `sandbox`.
 fn request(target: &Target, ipset: &str) -> BanRequest {
-    BanRequest {
-        ip: target.ip.clone(),
-        ipset: ipset.to_string(),
-        jail: target.jail.clone(),
-        comment: target.comment.clone(),
-        time: target.time,
-        bantime: target.bantime,
-        failures: target.failures,
-        restored: target.restored.unwrap_or(false),
-        instance: "sandbox".into(),
-    }
+    ban_request(&request_from(target, ipset), "sandbox")
 }
 
 /// The exit code a real run would give: 2 bad input, 3 denied, 1 PVE.

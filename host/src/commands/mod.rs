@@ -1,0 +1,93 @@
+//! The commands, one module per subcommand: `run` sets up the log, loads
+//! the configuration and the policy where a command needs them, and hands
+//! over.
+//!
+//! `ban`, `unban`, `start`, `check`, `sync`, `status`, `flush` and the
+//! hidden `drain` run the configured policy (`context`); `sandbox`,
+//! `policy`, `generate-docs`, `init` and `doctor` need no configuration, or
+//! check it themselves.
+
+pub mod ban;
+pub mod context;
+pub mod docs;
+pub mod doctor;
+pub mod drain;
+pub mod flush;
+pub mod init;
+pub mod metrics;
+pub mod policy;
+pub mod reconcile;
+pub mod sandbox;
+pub mod start;
+pub mod status;
+pub mod status_report;
+pub mod sync;
+pub mod trust;
+
+use crate::cli::{Cli, Command, IpsetOnly, LogFormat};
+use crate::config::Config;
+use crate::error::Result;
+use crate::log;
+use crate::runtime::Source;
+use crate::state::queue::Action;
+use context::Context;
+
+/// Runs one command; `Ok` carries what to tell the user.
+pub fn run(cli: Cli) -> Result<String> {
+    log::set_threshold(match cli.verbose {
+        0 => log::Level::Warn,
+        1 => log::Level::Info,
+        _ => log::Level::Debug,
+    });
+    log::set_format(match cli.log_format {
+        LogFormat::Text => log::Format::Text,
+        LogFormat::Json => log::Format::Json,
+    });
+    // These need no configuration file, token or PVE, or check it themselves.
+    match cli.command {
+        Command::Sandbox(args) => return sandbox::run(args, cli.policy),
+        Command::Policy(args) => return policy::run(args),
+        Command::GenerateDocs(args) => return docs::run(&args),
+        Command::Init(args) => return init::run(&args),
+        Command::Doctor(IpsetOnly { ipset }) => return doctor::run(&cli.config, ipset),
+        _ => {}
+    }
+    let config = Config::load(&cli.config)?;
+    for warning in &config.warnings {
+        log::warn(warning);
+    }
+    if let Command::Trust(args) = &cli.command {
+        return trust::run(&config, args.yes);
+    }
+    if cli.manual {
+        trust::manual(&config)?;
+    }
+    let source = match cli.policy.clone().or_else(|| config.policy.clone()) {
+        Some(path) => Source::File(path),
+        None => Source::Embedded,
+    };
+    let ctx = Context {
+        config,
+        source,
+        foreground: cli.foreground,
+        queue_only: cli.queue_only,
+    };
+    match cli.command {
+        Command::Ban(target) => ban::submit(&ctx, &target, Action::Ban),
+        Command::Unban(target) => ban::submit(&ctx, &target, Action::Unban),
+        Command::Start(IpsetOnly { ipset }) => start::run(&ctx, ipset, false),
+        Command::Check(IpsetOnly { ipset }) => start::run(&ctx, ipset, true),
+        Command::Sync(IpsetOnly { ipset }) => sync::run(&ctx, ipset),
+        Command::Status(status) => status::run(&ctx, &status),
+        Command::Flush(flush) => flush::run(&ctx, &flush),
+        Command::Drain => drain::run(&ctx),
+        Command::Trust(_)
+        | Command::Sandbox(_)
+        | Command::Policy(_)
+        | Command::GenerateDocs(_)
+        | Command::Init(_)
+        | Command::Doctor(_) => {
+            unreachable!("handled above")
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! `fail2pvefw status`: the queue, the last error and the IPSet, as text,
+//! JSON or Prometheus exposition.
+
+use super::context::Context;
+use super::drain::db_failure;
+use super::metrics::{Counters, render};
+use super::status_report::gather;
+use crate::cli::Status;
+use crate::error::Result;
+use crate::state::queue;
+
+pub fn run(ctx: &Context, status: &Status) -> Result<String> {
+    let db = ctx.db()?;
+    let stats = queue::stats(&db).map_err(db_failure)?;
+    let ipset = status
+        .ipset
+        .clone()
+        .unwrap_or_else(|| ctx.config.ipset.clone());
+    let mut session = ctx.session()?;
+    let report = gather(&mut session, stats, &ipset)?;
+    if status.prometheus {
+        let counters = Counters::load(&db).map_err(db_failure)?;
+        // `main` adds the last newline.
+        return Ok(render(&report, &counters).trim_end().to_string());
+    }
+    Ok(if status.json {
+        report.json()
+    } else {
+        report.human()
+    })
+}
