@@ -2,16 +2,19 @@
 //! embed it with `include_bytes!`: a plain `cargo build` or `cargo test` on a
 //! fresh clone works, with no separate step.
 //!
-//! The nested cargo uses its own target directory (the outer one is locked)
-//! and the `guest` profile (small, no unwinding). Set FAIL2PVEFW_POLICY_WASM
-//! to a prebuilt component to skip it.
+//! The nested cargo (`build/guest.rs`, shared with the tests) uses its own
+//! target directory (the outer one is locked) and the `guest` profile
+//! (small, no unwinding). Set FAIL2PVEFW_POLICY_WASM to a prebuilt component
+//! to skip it.
 
+#[path = "build/guest.rs"]
+mod guest;
+
+use guest::TARGET;
 use std::env;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const GUEST_PACKAGE: &str = "fail2pvefw-policy";
-const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -34,36 +37,14 @@ fn main() {
     }
 
     let target_dir = guest_target_dir(&out_dir);
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root)
-        .args([
-            "build",
-            "--package",
-            GUEST_PACKAGE,
-            "--target",
-            TARGET,
-            "--profile",
-            "guest",
-        ])
-        .arg("--target-dir")
-        .arg(&target_dir);
-    // Flags meant for the host build (coverage, sanitizers, clippy's driver)
-    // must not leak into the wasm build.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-    ] {
-        cmd.env_remove(var);
-    }
-    let output = cmd.output().expect("cannot run cargo to build the policy");
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
+    let built = guest::build(
+        &root,
+        "guest",
+        &["--package", GUEST_PACKAGE],
+        &target_dir,
+        "fail2pvefw_policy",
+    )
+    .unwrap_or_else(|stderr| {
         if stderr.contains("may not be installed")
             || stderr.contains("can't find crate for `core`")
             || stderr.contains("can't find crate for `std`")
@@ -74,11 +55,7 @@ fn main() {
             );
         }
         panic!("\n\nbuilding the default policy (guest/) for {TARGET} failed:\n\n{stderr}");
-    }
-    let built = target_dir
-        .join(TARGET)
-        .join("guest")
-        .join("fail2pvefw_policy.wasm");
+    });
     std::fs::copy(&built, &dest)
         .unwrap_or_else(|e| panic!("cannot copy '{}': {e}", built.display()));
 }

@@ -105,3 +105,20 @@ pub fn run_binary(args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// The inputs of a `testdata/*-inputs.txt` table: one a line, in double
+/// quotes; `#` lines and blank lines are comments.
+pub fn inputs(text: &'static str) -> Vec<&'static str> {
+    let inputs: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            line.strip_prefix('"')
+                .and_then(|l| l.strip_suffix('"'))
+                .unwrap_or_else(|| panic!("not a quoted input: {line}"))
+        })
+        .collect();
+    assert!(!inputs.is_empty(), "an empty table tests nothing");
+    inputs
+}
