@@ -73,7 +73,7 @@ pub enum Fault {
 /// An initial ipset entry: (cidr, comment); a leading `!` marks `nomatch`.
 pub type InitialEntry = (String, Option<String>);
 
-/// How to start an [`Emulator`]. Build it with `..Options::default()`.
+/// How to start an [`Emulator`](crate::Emulator). Build it with `..Options::default()`.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Accepted tokens. Default: [`DEMO_TOKEN_ID`] with [`DEMO_SECRET`].

@@ -63,6 +63,18 @@
 //! - **Malformed UTF-8 in comments** becomes U+FFFD as Rust's lossy decoder
 //!   does, which may count replacement characters differently from Perl's
 //!   Encode for some sequences.
+//!
+//! # Reasoned from the Perl, not yet compared with a node
+//! These follow from reading pve-firewall and pve-common; they were not
+//! among the cases compared with PVE's own code (issue 16):
+//! - an `[ALIASES]` line that is not `name cidr` (one blank between) is
+//!   written back as a line of one space (`parse_alias` returns undef,
+//!   stored under the empty name);
+//! - `policy_forward` takes `ACCEPT` or `DROP`, and `forward` rules are
+//!   written like `in` and `out` rules;
+//! - in the file, `guest/NAME` and `dc/NAME` both resolve against the
+//!   cluster's own aliases read so far (the parser passes the cluster
+//!   config as both), while the API refuses `guest/` (§2).
 
 pub mod cidr;
 mod cluster;
@@ -81,6 +93,5 @@ mod text;
 pub use cluster::Cluster;
 pub use clusterfw::{MAX_FILE_SIZE, ipset_section_bytes};
 pub use context::Caller;
-pub use error::ApiError;
 pub use pipeline::Call;
 pub use response::Response;

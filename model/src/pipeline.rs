@@ -26,11 +26,6 @@ impl Call {
         self.writes
     }
 
-    /// The parameters the handler gets, path parameters included.
-    pub fn params(&self) -> &Params {
-        &self.params
-    }
-
     pub(crate) fn caller(&self) -> Caller {
         self.caller
     }
