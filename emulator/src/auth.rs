@@ -1,8 +1,8 @@
 //! API-token authentication (§9): which header counts, how it is split, and
 //! the two 401 flavours a client can tell apart.
 
-use crate::Token;
-use crate::params::percent_decode;
+use crate::options::Token;
+use pve_model::params::percent_decode;
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum AuthError {

@@ -2,9 +2,9 @@
 //! checks of §5 step 2, keep-alive (§13) and the response writer, which
 //! puts PVE's message into the status line's reason phrase (§6).
 
-use crate::api::{self, Head, Response};
-use crate::server::Shared;
-use crate::{Recorded, clock};
+use crate::state::Shared;
+use crate::wire::{Head, Recorded, Response};
+use crate::{clock, pipeline};
 use rustls::{ServerConnection, StreamOwned};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -96,8 +96,8 @@ fn process(shared: &Shared, raw: &[u8], tls: &mut Tls, buf: &mut Vec<u8>) -> Opt
         let resp = Response::text(501, "chunked transfer encoding not supported");
         return Some((resp, Some(head), Vec::new()));
     }
-    let ctx = match api::before_body(shared, &head) {
-        Ok(ctx) => ctx,
+    let admitted = match pipeline::before_body(shared, &head) {
+        Ok(admitted) => admitted,
         Err(resp) => return Some((resp, Some(head), Vec::new())),
     };
     let body = match read_body(tls, buf, head.content_length()) {
@@ -110,7 +110,7 @@ fn process(shared: &Shared, raw: &[u8], tls: &mut Tls, buf: &mut Vec<u8>) -> Opt
             ));
         }
     };
-    let (resp, params) = api::handle(shared, &head, ctx, &body);
+    let (resp, params) = pipeline::handle(shared, &head, admitted, &body);
     Some((resp, Some(head), params))
 }
 

@@ -3,6 +3,13 @@
 //! comments refer to it). fail2pvefw's tests run against it because no real
 //! PVE is available; the `pve-emulator` binary lets a newcomer try the tool.
 //!
+//! What PVE answers and how it keeps `cluster.fw` is the I/O-free model's,
+//! [`pve_model`]; this crate adds what a node adds around it: TLS, the web
+//! server's own checks, authentication, the cluster lock, injected faults,
+//! a record of the requests, and optionally the file on disk
+//! ([`Options::cluster_fw_file`], the binary's `--cluster-fw FILE`), read at
+//! start and rewritten whole after every write, as a node does.
+//!
 //! ```no_run
 //! use pve_emulator::{Emulator, Options, Token};
 //! use std::time::Duration;
@@ -22,91 +29,26 @@
 //! connection, and the state sits behind mutexes. Dropping the [`Emulator`]
 //! closes the listener and every open connection.
 
-mod api;
 mod auth;
 mod clock;
-mod firewall;
 mod http;
-mod ipset;
-mod params;
+mod options;
+mod pipeline;
 pub mod recorder;
-mod routes;
-mod rules;
 mod server;
+mod state;
 mod tls;
+mod wire;
+
+pub use options::{DEMO_SECRET, DEMO_TOKEN_ID, Fault, InitialEntry, Options, Tls, Token};
+pub use wire::Recorded;
 
 /// PVE's cidr validation and normalisation (§3), public so that other
 /// crates can compare their own normalisation against it in tests.
-pub mod cidr;
+pub use pve_model::cidr;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// Secret of the token in [`Options::default`] (a fixed UUID, as PVE issues).
-pub const DEMO_SECRET: &str = "5eca1f2b-0d1e-4c7a-9b3f-2a6d8e4f0c11";
-/// Id of the token in [`Options::default`].
-pub const DEMO_TOKEN_ID: &str = "fail2ban@pve!fail2ban";
-
-/// An API token the emulator accepts (§9, §10).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
-    /// `user@realm!name`, compared exactly.
-    pub id: String,
-    pub secret: String,
-    /// Holds `Sys.Audit` on `/`: needed by every GET except `/version`.
-    pub audit: bool,
-    /// Holds `Sys.Modify` on `/`: needed by every POST, PUT and DELETE.
-    pub modify: bool,
-}
-
-impl Token {
-    /// A token with both privileges.
-    pub fn new(id: &str, secret: &str) -> Token {
-        Token {
-            id: id.into(),
-            secret: secret.into(),
-            audit: true,
-            modify: true,
-        }
-    }
-
-    /// The value of the `Authorization` header that authenticates as it.
-    pub fn header_value(&self) -> String {
-        format!("PVEAPIToken={}={}", self.id, self.secret)
-    }
-}
-
-/// Which certificate the server presents (§12.1). Only the leaf is sent.
-#[derive(Debug, Clone, Default)]
-pub enum Tls {
-    /// A leaf signed by a throw-away "PVE Cluster Manager CA", as PVE ships.
-    #[default]
-    CaSigned,
-    /// A self-signed leaf with the same subject.
-    SelfSigned,
-    /// A CA-signed leaf whose validity ended in 2021.
-    Expired,
-    /// Your own chain (leaf first, DER) and PKCS#8/PKCS#1/SEC1 key (DER).
-    Custom {
-        cert_chain_der: Vec<Vec<u8>>,
-        key_der: Vec<u8>,
-    },
-}
-
-/// A failure injected into the next write requests that reach their handler
-/// (after authentication, privilege and schema checks).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
-    /// 500 `cfs-lock 'firewall-cluster' error: got lock request timeout` (§8.2),
-    /// answered at once rather than after PVE's 10 s.
-    LockTimeout,
-    /// This status with this message (reason phrase and JSON `message`).
-    Status(u16, String),
-    /// Hold the cluster lock this long, then run the write normally: a slow
-    /// PVE. Other writes wait behind it, as they would for the cfs lock.
-    Stall(Duration),
-}
 
 /// An ipset entry as a re-read of `cluster.fw` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,94 +58,27 @@ pub struct Entry {
     pub nomatch: bool,
 }
 
-/// One request that got past the TLS handshake and was parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded {
-    pub method: String,
-    /// The request target as sent, query string included, not decoded.
-    pub path: String,
-    /// Query and body parameters, decoded, in the order sent (query last);
-    /// empty when the request was refused before they were read.
-    pub params: Vec<(String, String)>,
-    /// Whether an `Authorization` header was present at all.
-    pub authorization: bool,
-    pub status: u16,
-}
-
-/// An initial ipset entry: (cidr, comment); a leading `!` marks `nomatch`.
-pub type InitialEntry = (String, Option<String>);
-
-/// How to start an [`Emulator`]. Build it with `..Options::default()`.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Accepted tokens. Default: [`DEMO_TOKEN_ID`] with [`DEMO_SECRET`].
-    pub tokens: Vec<Token>,
-    /// Delay before every 401 (§9): 3 s like PVE; tests shorten it.
-    pub auth_delay: Duration,
-    /// Omit `message` from JSON error bodies, like http-server < 5.2.0 (§6).
-    pub legacy_errors: bool,
-    pub tls: Tls,
-    /// Initial ipsets: name → entries (cidr, comment). The strings are
-    /// written to `cluster.fw` as given (not normalised); a leading `!` in
-    /// the cidr marks `nomatch`. Default: one empty ipset `fail2ban`.
-    pub ipsets: Vec<(String, Vec<InitialEntry>)>,
-    /// Datacenter aliases (name, cidr) for alias entries (§2).
-    pub aliases: Vec<(String, String)>,
-    /// `[RULES]` lines of `cluster.fw` as PVE writes them, e.g.
-    /// `"IN DROP -source +dc/fail2ban -log nolog"`; a leading `|` disables
-    /// one. Read by `GET /cluster/firewall/rules`. Default: none.
-    pub rules: Vec<String>,
-    /// `[OPTIONS] enable` of `cluster.fw`, read by `GET
-    /// /cluster/firewall/options`. `None` leaves it unset, which PVE takes
-    /// as off (the datacenter firewall is disabled by default).
-    pub firewall_enable: Option<bool>,
-    /// If set, the initial `cluster.fw` text verbatim (`ipsets` and `aliases`
-    /// are then ignored): for hand-edited or corrupted files.
-    pub cluster_fw: Option<String>,
-    /// Cap on the serialised `cluster.fw` in bytes (§8.3): 1 MiB.
-    pub max_file_size: usize,
-    /// What `GET /version` reports, e.g. "9.0.3"; `release` is derived.
-    pub version: String,
-    /// Where to listen. Default `127.0.0.1:0` (a free port). Loopback only.
-    pub listen: SocketAddr,
-    /// Print one line per request (method, path, status) to stderr.
-    pub log_requests: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            tokens: vec![Token::new(DEMO_TOKEN_ID, DEMO_SECRET)],
-            auth_delay: Duration::from_secs(3),
-            legacy_errors: false,
-            tls: Tls::CaSigned,
-            ipsets: vec![("fail2ban".into(), Vec::new())],
-            aliases: Vec::new(),
-            rules: Vec::new(),
-            firewall_enable: None,
-            cluster_fw: None,
-            max_file_size: 1024 * 1024,
-            version: "9.0.3".into(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            log_requests: false,
-        }
-    }
-}
-
 /// A running emulator. Dropping it stops the server: the listener is closed,
 /// open connections are shut down and the accept thread is joined.
 pub struct Emulator {
     server: server::Server,
-    shared: Arc<server::Shared>,
+    shared: Arc<state::Shared>,
 }
 
 impl Emulator {
     /// Generates certificates, binds the listener and starts serving.
-    /// Panics if the address cannot be bound (a test set-up failure).
+    /// Panics if the address cannot be bound or `cluster_fw_file` cannot
+    /// be read (a test set-up failure).
     pub fn start(opts: Options) -> Emulator {
-        let shared = Arc::new(server::Shared::new(&opts));
-        let server = server::Server::start(opts.listen, shared.clone());
-        Emulator { server, shared }
+        Emulator::try_start(opts).unwrap_or_else(|e| panic!("pve-emulator: {e}"))
+    }
+
+    /// [`Emulator::start`], with the set-up failure as an error.
+    pub fn try_start(opts: Options) -> Result<Emulator, String> {
+        let shared = Arc::new(state::Shared::new(&opts)?);
+        let server = server::Server::start(opts.listen, shared.clone())
+            .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
+        Ok(Emulator { server, shared })
     }
 
     /// The bound address (always loopback in tests).
@@ -245,31 +120,40 @@ impl Emulator {
 
     /// The entries of an ipset as a fresh read of `cluster.fw` shows them
     /// (file order, names lower-cased by the parser); `None` if no such ipset.
+    /// An entry PVE keeps without a cidr (a line it cannot read) has an
+    /// empty `cidr` here.
     pub fn entries(&self, ipset: &str) -> Option<Vec<Entry>> {
-        let conf = self.shared.conf();
-        let set = conf.ipsets.get(ipset)?;
-        let entry = |e: &firewall::FileEntry| Entry {
-            cidr: e.cidr.clone(),
-            comment: e.comment.clone(),
+        let entries = self.shared.cluster().entries(ipset)?;
+        let entry = |e: pve_model::clusterfw::Entry| Entry {
+            cidr: e.cidr.unwrap_or_default(),
+            comment: e.comment,
             nomatch: e.nomatch,
         };
-        Some(set.entries.iter().map(entry).collect())
+        Some(entries.into_iter().map(entry).collect())
     }
 
     /// The ipset names as `GET /cluster/firewall/ipset` would list them.
     pub fn ipsets(&self) -> Vec<String> {
-        self.shared.conf().ipsets.keys().cloned().collect()
+        self.shared.cluster().ipsets()
     }
 
-    /// The current `cluster.fw` text (§7.1); empty when the file is absent.
+    /// The current `cluster.fw` text (§7.1), bytes that are not UTF-8
+    /// replaced; empty when the file is absent.
     pub fn cluster_fw(&self) -> String {
-        self.shared.file.lock().unwrap().clone()
+        String::from_utf8_lossy(&self.cluster_fw_bytes()).into_owned()
     }
 
-    /// Replaces `cluster.fw`, as an administrator's hand edit would.
+    /// The current `cluster.fw`, byte for byte.
+    pub fn cluster_fw_bytes(&self) -> Vec<u8> {
+        self.shared.cluster().cluster_fw().to_vec()
+    }
+
+    /// Replaces `cluster.fw`, as an administrator's hand edit would (and
+    /// writes the file, with [`Options::cluster_fw_file`]).
     pub fn set_cluster_fw(&self, text: &str) {
-        let _write = self.shared.write_lock.lock().unwrap();
-        *self.shared.file.lock().unwrap() = text.to_string();
+        let _cfs_lock = self.shared.write_lock.lock().unwrap();
+        self.shared.cluster().set_cluster_fw(text);
+        self.shared.persist(text.as_bytes());
     }
 
     /// Every request that got past TLS, oldest first.

@@ -1,5 +1,8 @@
 //! `pve-emulator`: a stand-in Proxmox VE datacenter-IPSet API on HTTPS, for
 //! trying fail2pvefw without a cluster. Serves until killed (Ctrl-C/SIGTERM).
+//! With `--cluster-fw FILE` it keeps `cluster.fw` in that file as a node
+//! does: start from a copy of a real cluster's file, and read back exactly
+//! what PVE would have written.
 
 use pve_emulator::{DEMO_SECRET, DEMO_TOKEN_ID, Emulator, Options, Token};
 use std::io::Write;
@@ -9,17 +12,23 @@ use std::time::Duration;
 
 const USAGE: &str = "\
 usage: pve-emulator [--listen ADDR:PORT] [--token 'USER@REALM!NAME=SECRET']...
-                    [--ipset NAME] [--write-config PATH] [--state-dir DIR]
+                    [--ipset NAME] [--cluster-fw FILE] [--write-config PATH] [--state-dir DIR]
                     [--write-ca PATH] [--auth-delay-ms N] [--legacy-errors] [--quiet]
 
   --listen        address to serve on (default 127.0.0.1:8006)
   --token         an accepted API token with Sys.Audit and Sys.Modify
                   (default: a fixed demo token); may be repeated
   --ipset         the (initially empty) ipset to create (default fail2ban)
+  --cluster-fw    keep /etc/pve/firewall/cluster.fw in FILE, as a PVE node does:
+                  read at start, rewritten whole after every write (temporary
+                  file, then rename), removed when PVE would delete it. If FILE
+                  does not exist it is created with --ipset, a DROP rule on it
+                  and the firewall enabled; if it does, it is used as it is
+                  (default: in memory, with that same content)
   --write-config  write a fail2pvefw config for this emulator (mode 0600)
   --state-dir     the [state] dir written into that config
-  --write-ca      write the CA certificate (PEM) that signed the server's, for curl --cacert
                   (default: fail2pvefw-state next to the config)
+  --write-ca      write the CA certificate (PEM) that signed the server's, for curl --cacert
   --auth-delay-ms delay before each 401 (default 3000, as PVE)
   --legacy-errors omit \"message\" from error bodies (PVE before 8.3)
   --quiet         do not log requests to stderr";
@@ -55,6 +64,7 @@ fn parse_args() -> Result<Args, String> {
                 opts.tokens.push(Token::new(id, secret));
             }
             "--ipset" => ipset = value()?,
+            "--cluster-fw" => opts.cluster_fw_file = Some(PathBuf::from(value()?)),
             "--write-config" => config = Some(PathBuf::from(value()?)),
             "--state-dir" => state_dir = Some(value()?),
             "--write-ca" => ca = Some(PathBuf::from(value()?)),
@@ -126,7 +136,13 @@ fn main() {
         }
     };
     let token = args.opts.tokens[0].clone();
-    let emu = Emulator::start(args.opts.clone());
+    let emu = match Emulator::try_start(args.opts.clone()) {
+        Ok(emu) => emu,
+        Err(e) => {
+            eprintln!("pve-emulator: {e}");
+            std::process::exit(1);
+        }
+    };
     println!(
         "pve-emulator listening on https://{}/api2/json",
         emu.host_port()
@@ -134,6 +150,9 @@ fn main() {
     println!("fingerprint: {}", emu.fingerprint());
     println!("token:       {}={}", token.id, token.secret);
     println!("ipset:       {}", args.ipset);
+    if let Some(path) = &args.opts.cluster_fw_file {
+        println!("cluster.fw:  {}", path.display());
+    }
     if let Some(path) = &args.ca {
         if let Err(e) = std::fs::write(path, emu.ca_pem()) {
             eprintln!("pve-emulator: cannot write {}: {e}", path.display());

@@ -2,7 +2,8 @@
 //! Keys are ECDSA P-256 rather than PVE's RSA: rcgen with ring cannot make
 //! RSA keys, and nothing a client pins depends on the key type.
 
-use crate::{Tls, clock};
+use crate::clock;
+use crate::options::Tls;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, date_time_ymd,

@@ -624,3 +624,114 @@ fn recorder_receives_only_what_a_trusting_client_sends() {
     assert!(got.contains(AUTH), "{got}");
     assert_eq!(rec.handshakes(), 1);
 }
+
+/// A hand-kept `cluster.fw` with options, aliases, a hand-edited `/32`,
+/// rules and a security group, and what PVE writes after one add of
+/// 203.0.113.8: options validated and rewritten, aliases normalised, the
+/// `/32` read as the bare address, rules in PVE's field order, the group
+/// kept, full-line comments gone.
+const HAND_KEPT: &str = "# edited by hand\n[OPTIONS]\n\nenable: 1\npolicy_in: drop\nbogus_option: 1\n\n\
+    [ALIASES]\n\nOffice 192.0.2.0/24 # HQ\nv6host 2001:db8::7/128\n\n\
+    [IPSET fail2ban] # bans\n\n203.0.113.7/32 # hand-edited\n198.51.100.0/24\n\n\
+    [RULES]\n\nIN DROP -source +dc/fail2ban -log nolog\nIN SSH(ACCEPT) -source office -i vmbr0\n\n\
+    [group webservers] # web\n\nIN ACCEPT -p tcp -dport 443\n";
+const AS_PVE_WRITES_IT: &str = "[OPTIONS]\n\nenable: 1\npolicy_in: DROP\n\n\
+    [ALIASES]\n\nOffice 192.0.2.0/24 # HQ\nv6host 2001:db8::7\n\n\
+    [IPSET fail2ban] # bans\n\n198.51.100.0/24\n203.0.113.7 # hand-edited\n203.0.113.8 # ban\n\n\
+    [RULES]\n\nIN DROP -source +dc/fail2ban -log nolog\nIN SSH(ACCEPT) -i vmbr0 -source office\n\n\
+    [group webservers] # web\n\nIN ACCEPT -p tcp -dport 443\n\n";
+
+/// The hand-kept file's add, as a client sends it: the `/32` entry's
+/// address is a duplicate, a new one is written with the whole file.
+fn add_to_hand_kept(client: impl Fn() -> Client) {
+    let set = "/cluster/firewall/ipset/fail2ban";
+    let r = client().req("POST", set, Some(AUTH), "cidr=203.0.113.7");
+    assert_eq!(
+        r.json()["errors"]["cidr"],
+        "address '203.0.113.7' already exists"
+    );
+    let r = client().req("POST", set, Some(AUTH), "cidr=203.0.113.8&comment=ban");
+    assert_eq!(r.status_line, "HTTP/1.1 200 OK", "{}", r.body);
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pve-emulator-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// No temporary file is left beside `cluster.fw`.
+fn only_cluster_fw(dir: &std::path::Path) {
+    let names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["cluster.fw"]);
+}
+
+#[test]
+fn cluster_fw_file_is_read_at_start_and_rewritten_as_pve_writes_it() {
+    let dir = temp_dir("lib");
+    let path = dir.join("cluster.fw");
+    std::fs::write(&path, HAND_KEPT).unwrap();
+    let emu = start(|o| o.cluster_fw_file = Some(path.clone()));
+    add_to_hand_kept(|| Client::to(&emu));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), AS_PVE_WRITES_IT);
+    assert_eq!(emu.cluster_fw(), AS_PVE_WRITES_IT);
+    only_cluster_fw(&dir);
+    // A hand edit through the emulator reaches the file too.
+    emu.set_cluster_fw("[IPSET fail2ban]\n\n");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "[IPSET fail2ban]\n\n"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_missing_cluster_fw_file_is_created_from_the_options() {
+    let dir = temp_dir("new");
+    let path = dir.join("cluster.fw");
+    let emu = start(|o| {
+        o.cluster_fw_file = Some(path.clone());
+        o.firewall_enable = Some(true);
+    });
+    let expected = "[OPTIONS]\n\nenable: 1\n\n[IPSET fail2ban]\n\n\n";
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+    drop(emu);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn binary_with_cluster_fw_keeps_the_file_as_a_node_does() {
+    use std::io::BufRead;
+    let dir = temp_dir("bin");
+    let path = dir.join("cluster.fw");
+    std::fs::write(&path, HAND_KEPT).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pve-emulator"))
+        .args(["--listen", "127.0.0.1:0", "--quiet", "--auth-delay-ms", "0"])
+        .args(["--token", "f2b@pve!ban=s3cret", "--cluster-fw"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start pve-emulator");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut field = |prefix: &str| loop {
+        let line = lines.next().expect("pve-emulator's banner").unwrap();
+        if let Some(rest) = line.strip_prefix(prefix) {
+            return rest.trim().to_string();
+        }
+    };
+    let url = field("pve-emulator listening on https://");
+    let addr: SocketAddr = url.trim_end_matches("/api2/json").parse().unwrap();
+    let fingerprint = field("fingerprint:");
+    assert_eq!(field("cluster.fw:"), path.display().to_string());
+    add_to_hand_kept(|| connect(addr, &fingerprint).expect("connect"));
+    let written = std::fs::read_to_string(&path).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(written, AS_PVE_WRITES_IT);
+    only_cluster_fw(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

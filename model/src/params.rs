@@ -1,12 +1,13 @@
-//! Where parameters come from (§1.2) and the JSON-schema checks PVE applies
-//! to them (§1.1, §6.1), with PVE's exact error texts.
+//! Request parameters as PVE's server hands them to a handler (§1.2), and
+//! the JSON-schema checks PVE applies to them (§1.1, §6.1), with PVE's
+//! exact error texts.
 
 use crate::cidr;
 use std::collections::BTreeMap;
 
 /// A parameter value after decoding, as Perl would hold it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum PVal {
+pub enum Param {
     Str(String),
     /// A repeated form key: Perl gets an array reference.
     List(Vec<String>),
@@ -14,11 +15,12 @@ pub(crate) enum PVal {
     Ref(&'static str),
 }
 
-pub(crate) type Params = BTreeMap<String, PVal>;
+/// Parameters by name, merged from their sources.
+pub type Params = BTreeMap<String, Param>;
 
 /// `uri_unescape`: `%XX` becomes the byte, anything else stays; with
 /// `plus_is_space` (query strings and form bodies) `+` is a space.
-pub(crate) fn percent_decode(s: &str, plus_is_space: bool) -> String {
+pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -42,7 +44,7 @@ pub(crate) fn percent_decode(s: &str, plus_is_space: bool) -> String {
 }
 
 /// `application/x-www-form-urlencoded` (also query strings): ordered pairs.
-pub(crate) fn parse_form(s: &str) -> Vec<(String, String)> {
+pub fn parse_form(s: &str) -> Vec<(String, String)> {
     s.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
@@ -54,15 +56,15 @@ pub(crate) fn parse_form(s: &str) -> Vec<(String, String)> {
 
 /// Adds pairs to `params`, later sources overriding earlier ones by key, and
 /// a key repeated *within* one source turning into a list.
-pub(crate) fn merge(params: &mut Params, pairs: Vec<(String, PVal)>) {
+pub fn merge(params: &mut Params, pairs: Vec<(String, Param)>) {
     let mut this: Params = BTreeMap::new();
     for (k, v) in pairs {
         let merged = match (this.remove(&k), v) {
             (None, v) => v,
-            (Some(PVal::Str(a)), PVal::Str(b)) => PVal::List(vec![a, b]),
-            (Some(PVal::List(mut l)), PVal::Str(b)) => {
+            (Some(Param::Str(a)), Param::Str(b)) => Param::List(vec![a, b]),
+            (Some(Param::List(mut l)), Param::Str(b)) => {
                 l.push(b);
-                PVal::List(l)
+                Param::List(l)
             }
             (Some(_), v) => v,
         };
@@ -71,40 +73,34 @@ pub(crate) fn merge(params: &mut Params, pairs: Vec<(String, PVal)>) {
     params.extend(this);
 }
 
-/// An `application/json` body: an object whose scalars become strings
-/// (booleans 1/0, as JSON::PP booleans pass the boolean check); null means
-/// absent.
-pub(crate) fn parse_json(body: &[u8]) -> Result<Vec<(String, PVal)>, String> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let serde_json::Value::Object(map) = value else {
-        return Err("JSON body is not an object".into());
-    };
-    let mut out = Vec::new();
-    for (k, v) in map {
-        let v = match v {
-            serde_json::Value::Null => continue,
-            serde_json::Value::Bool(b) => PVal::Str(if b { "1" } else { "0" }.into()),
-            serde_json::Value::Number(n) => PVal::Str(n.to_string()),
-            serde_json::Value::String(s) => PVal::Str(s),
-            serde_json::Value::Array(_) => PVal::Ref("ARRAY"),
-            serde_json::Value::Object(_) => PVal::Ref("HASH"),
-        };
-        out.push((k, v));
-    }
-    Ok(out)
+/// Decoded pairs from one source (a form body or a query string): a
+/// repeated key becomes a list, as Perl's decoder makes it an array.
+pub fn from_pairs(pairs: &[(String, String)]) -> Params {
+    let mut params = Params::new();
+    let pairs = pairs
+        .iter()
+        .map(|(k, v)| (k.clone(), Param::Str(v.clone())))
+        .collect();
+    merge(&mut params, pairs);
+    params
 }
 
-/// Flattens parameters for [`crate::Recorded`].
-pub(crate) fn flatten(pairs: &[(String, PVal)]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for (k, v) in pairs {
-        match v {
-            PVal::Str(s) => out.push((k.clone(), s.clone())),
-            PVal::List(l) => out.extend(l.iter().map(|s| (k.clone(), s.clone()))),
-            PVal::Ref(r) => out.push((k.clone(), r.to_string())),
-        }
+/// A string parameter, if given (the schema has made sure of the type).
+pub(crate) fn get<'a>(p: &'a Params, key: &str) -> Option<&'a str> {
+    match p.get(key) {
+        Some(Param::Str(s)) => Some(s),
+        _ => None,
     }
-    out
+}
+
+/// A required string parameter (checked present by the schema).
+pub(crate) fn req<'a>(p: &'a Params, key: &str) -> &'a str {
+    get(p, key).unwrap_or_default()
+}
+
+/// A boolean parameter (`1` or `0` after the schema), or a truthy string.
+pub(crate) fn flag(p: &Params, key: &str) -> bool {
+    get(p, key).is_some_and(crate::text::truthy)
 }
 
 /// The property types the ipset API uses.
@@ -162,12 +158,12 @@ pub(crate) fn validate(schema: &[Prop], params: &Params) -> Result<(), BTreeMap<
 }
 
 /// `check_prop`: type, format, pattern, maxLength, minLength, first failure wins.
-fn check_prop(ty: Ty, value: &PVal) -> Result<(), String> {
+fn check_prop(ty: Ty, value: &Param) -> Result<(), String> {
     let type_name = if ty == Ty::Bool { "boolean" } else { "string" };
     let v = match value {
-        PVal::Str(s) => s,
-        PVal::List(_) => return Err(format!("type check ('{type_name}') failed - got ARRAY")),
-        PVal::Ref(r) => return Err(format!("type check ('{type_name}') failed - got {r}")),
+        Param::Str(s) => s,
+        Param::List(_) => return Err(format!("type check ('{type_name}') failed - got ARRAY")),
+        Param::Ref(r) => return Err(format!("type check ('{type_name}') failed - got {r}")),
     };
     match ty {
         Ty::Bool if v != "0" && v != "1" => {
@@ -191,7 +187,7 @@ mod tests {
         let mut p = Params::new();
         let pairs = pairs
             .iter()
-            .map(|(k, v)| (k.to_string(), PVal::Str(v.to_string())))
+            .map(|(k, v)| (k.to_string(), Param::Str(v.to_string())))
             .collect();
         merge(&mut p, pairs);
         p
@@ -216,29 +212,13 @@ mod tests {
     #[test]
     fn merging_and_repeats() {
         let mut p = params(&[("a", "1"), ("a", "2"), ("b", "x")]);
-        assert_eq!(p["a"], PVal::List(vec!["1".into(), "2".into()]));
-        merge(&mut p, vec![("b".into(), PVal::Str("y".into()))]);
+        assert_eq!(p["a"], Param::List(vec!["1".into(), "2".into()]));
+        merge(&mut p, vec![("b".into(), Param::Str("y".into()))]);
         assert_eq!(
             p["b"],
-            PVal::Str("y".into()),
+            Param::Str("y".into()),
             "the query overrides the body"
         );
-    }
-
-    #[test]
-    fn json_bodies() {
-        let p = parse_json(br#"{"cidr":"1.2.3.4","nomatch":true,"n":1,"z":null,"l":[1]}"#).unwrap();
-        assert_eq!(
-            p,
-            vec![
-                ("cidr".into(), PVal::Str("1.2.3.4".into())),
-                ("l".into(), PVal::Ref("ARRAY")),
-                ("n".into(), PVal::Str("1".into())),
-                ("nomatch".into(), PVal::Str("1".into())),
-            ]
-        );
-        assert!(parse_json(b"[1]").is_err());
-        assert!(parse_json(b"{").is_err());
     }
 
     #[test]
@@ -277,7 +257,7 @@ mod tests {
         let mut p = params(&[("name", "ab"), ("cidr", "1.2.3.4")]);
         merge(
             &mut p,
-            vec![("nomatch".into(), PVal::List(vec!["1".into(), "1".into()]))],
+            vec![("nomatch".into(), Param::List(vec!["1".into(), "1".into()]))],
         );
         assert_eq!(
             validate(schema, &p).unwrap_err()["nomatch"],

@@ -2,7 +2,12 @@
 //! pve-common's `pve_verify_ip_or_cidr_or_alias`, pve-firewall's `clean_cidr`
 //! and `parse_ip_or_cidr`, and the parts of Net::IP 1.26 they rely on
 //! (spec §3). Written independently of the guest crate on purpose: the
-//! emulator is the oracle the client's own normalisation is tested against.
+//! model is the oracle the client's own normalisation is tested against.
+//!
+//! Perl's `$` also matches before a final newline, so a value ending in one
+//! `\n` passes every anchored check of the API and keeps its newline: PVE
+//! stores `1.2.3.4\n` (issue 16 item 6). [`verify`] and [`normalise`] do the
+//! same.
 
 /// Net::IP's wording when the address part is fine but the prefix is not
 /// accepted (spec §3.1), without the `invalid format - ` prefix and `\n`.
@@ -37,6 +42,7 @@ pub fn is_name(s: &str) -> bool {
 /// The format check of §3.1. `Err` holds the message that goes after
 /// `invalid format - ` (the caller adds that prefix and the trailing `\n`).
 pub fn verify(value: &str) -> Result<Kind, String> {
+    let value = perl_line(value);
     for scope in ["dc/", "guest/", ""] {
         if let Some(rest) = value.strip_prefix(scope)
             && is_name(rest)
@@ -49,10 +55,22 @@ pub fn verify(value: &str) -> Result<Kind, String> {
         }
     }
     let addr = parse(value).ok_or_else(|| LOOKS_BAD.to_string())?;
+    // Net::IP's ip_is_ipv6 gives up on more than seven colons without
+    // setting an error, so PVE's message is empty: `::` standing for a
+    // single zero group passes pve-common's regex but not Net::IP.
+    if addr.bits == 128 && value.split('/').next().unwrap_or("").matches(':').count() > 7 {
+        return Err(String::new());
+    }
     // pve_verify_ip_or_cidr then hands clean_cidr(value) to Net::IP->new;
     // clean_cidr leaves a prefix of "0" untouched, so Net::IP sees host bits.
     net_ip_check(&addr)?;
     Ok(Kind::Address)
+}
+
+/// What an anchored Perl pattern sees of a value: `$` matches before one
+/// final newline, so that newline is not part of the match.
+fn perl_line(value: &str) -> &str {
+    value.strip_suffix('\n').unwrap_or(value)
 }
 
 /// Net::IP->new's prefix checks (`ip_check_prefix`), applied to what
@@ -85,11 +103,14 @@ fn prefix_value(text: &str) -> u128 {
 
 /// `clean_cidr` then `parse_ip_or_cidr` (§3.2), for an `Address` that passed
 /// [`verify`]: the string POST /ipset/{name} stores. `None` if not an address.
+/// A final newline survives, as it does in PVE.
 pub fn normalise(value: &str) -> Option<String> {
-    let addr = parse(value)?;
+    let core = perl_line(value);
+    let newline = &value[core.len()..];
+    let addr = parse(core)?;
     let cleaned = match addr.prefix {
         // No prefix, or the falsy "0": returned unchanged, not canonicalised.
-        None | Some("0") => value.to_string(),
+        None | Some("0") => core.to_string(),
         Some(text) => {
             let len = prefix_value(text).min(addr.bits as u128) as u32;
             let mask = if len == 0 {
@@ -107,20 +128,30 @@ pub fn normalise(value: &str) -> Option<String> {
             format!("{ip}/{text}")
         }
     };
-    // parse_ip_or_cidr strips exactly "/32" (IPv4) or "/128" (IPv6).
-    let strip = if addr.bits == 32 { "/32" } else { "/128" };
-    Some(
-        cleaned
-            .strip_suffix(strip)
-            .map(str::to_string)
-            .unwrap_or(cleaned),
-    )
+    Some(strip_host_prefix(&cleaned, addr.bits) + newline)
+}
+
+/// pve-firewall's `parse_ip_or_cidr`, as the `cluster.fw` parser applies it
+/// to ipset entries and aliases: pve-common's address pattern only (no
+/// Net::IP, so `/33` passes), then an exact `/32` (IPv4) or `/128` (IPv6)
+/// is dropped. `Err` is PVE's message.
+pub fn parse_ip_or_cidr(value: &str) -> Result<String, &'static str> {
+    match parse(value) {
+        Some(addr) => Ok(strip_host_prefix(value, addr.bits)),
+        None => Err(LOOKS_BAD),
+    }
+}
+
+/// `s|/32$||` for IPv4, `s|/128$||` for IPv6: only those exact characters.
+fn strip_host_prefix(value: &str, bits: u32) -> String {
+    let strip = if bits == 32 { "/32" } else { "/128" };
+    value.strip_suffix(strip).unwrap_or(value).to_string()
 }
 
 /// True when the (normalised) value ends in a prefix whose value is 0:
-/// IPSet.pm's "a zero prefix is not allowed" check (§2 step 4).
+/// pve-firewall's `m!/0+$!`, "a zero prefix is not allowed" (§2 step 4).
 pub fn has_zero_prefix(value: &str) -> bool {
-    match value.rsplit_once('/') {
+    match perl_line(value).rsplit_once('/') {
         Some((_, p)) => !p.is_empty() && p.bytes().all(|c| c == b'0'),
         None => false,
     }
@@ -363,8 +394,53 @@ mod tests {
         ok("::ffff:1.2.3.4", "::ffff:1.2.3.4");
         ok("::ffff:1.2.3.4/128", "::ffff:102:304");
         ok("::ffff:10.0.0.1/104", "::ffff:a00:0/104");
-        ok("1:2:3:4:5:6:7::", "1:2:3:4:5:6:7::");
+        ok("1:2:3::4:5:6:7", "1:2:3::4:5:6:7");
         ok("::", "::");
+    }
+
+    #[test]
+    fn double_colon_for_one_group_gets_net_ips_empty_error() {
+        // Seven groups and `::`: pve-common's pattern allows it, Net::IP
+        // counts eight colons and fails without a message.
+        for v in ["1:2:3:4:5:6:7::", "::1:2:3:4:5:6:7", "::1:2:3:4:5:6:7/64"] {
+            assert_eq!(add(v), Err("invalid format - \n".into()), "{v}");
+        }
+        // The cluster.fw parser checks the pattern only.
+        assert_eq!(
+            parse_ip_or_cidr("1:2:3:4:5:6:7::").as_deref(),
+            Ok("1:2:3:4:5:6:7::")
+        );
+    }
+
+    #[test]
+    fn trailing_newline_is_accepted_and_kept() {
+        ok("1.2.3.4\n", "1.2.3.4\n");
+        ok("1.2.3.4/32\n", "1.2.3.4\n");
+        ok("10.0.0.1/8\n", "10.0.0.0/8\n");
+        ok("dc/myalias\n", "dc/myalias\n");
+        assert_eq!(add("0.0.0.0/0\n"), Err(ZERO.into()));
+        assert_eq!(add("1.2.3.4\n\n"), Err(BAD.into()), "only one newline");
+        assert_eq!(add("\n1.2.3.4"), Err(BAD.into()));
+    }
+
+    #[test]
+    fn parse_ip_or_cidr_checks_the_pattern_and_strips_host_prefixes() {
+        assert_eq!(parse_ip_or_cidr("1.2.3.4/32").as_deref(), Ok("1.2.3.4"));
+        assert_eq!(
+            parse_ip_or_cidr("2001:db8::1/128").as_deref(),
+            Ok("2001:db8::1")
+        );
+        assert_eq!(parse_ip_or_cidr("1.2.3.4/33").as_deref(), Ok("1.2.3.4/33"));
+        assert_eq!(
+            parse_ip_or_cidr("1.2.3.4/128").as_deref(),
+            Ok("1.2.3.4/128")
+        );
+        assert_eq!(parse_ip_or_cidr("10.0.0.1/8").as_deref(), Ok("10.0.0.1/8"));
+        assert_eq!(
+            parse_ip_or_cidr("1.2.3.4/032").as_deref(),
+            Ok("1.2.3.4/032")
+        );
+        assert_eq!(parse_ip_or_cidr("not-an-ip"), Err(LOOKS_BAD));
     }
 
     #[test]

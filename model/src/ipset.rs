@@ -1,32 +1,16 @@
 //! The eight ipset handlers (§2), in PVE's order of checks. Reads parse the
-//! file without the lock; writes take the lock, parse, change, serialise and
-//! store the whole file, refusing a result over the size cap (§8.3).
+//! file; writes load, change and save it whole (`Store::write`).
 
-use crate::Fault;
-use crate::api::ApiError;
 use crate::cidr::{self, Kind};
-use crate::firewall::{self, Conf, FileEntry, IpSet};
-use crate::params::{PVal, Params};
-use crate::server::Shared;
+use crate::clusterfw::{Conf, Entry, IpSet};
+use crate::context::Ctx;
+use crate::digest::{self, Fields};
+use crate::error::ApiError;
+use crate::params::{Params, flag, get, req};
+use crate::text::truthy;
 use serde_json::{Map, Value, json};
 
 pub(crate) type ApiResult = Result<Value, ApiError>;
-
-/// A string parameter, if given (the schema has made sure of the type).
-fn get<'a>(p: &'a Params, key: &str) -> Option<&'a str> {
-    match p.get(key) {
-        Some(PVal::Str(s)) => Some(s),
-        _ => None,
-    }
-}
-
-fn req<'a>(p: &'a Params, key: &str) -> &'a str {
-    get(p, key).unwrap_or_default()
-}
-
-fn truthy(v: Option<&str>) -> bool {
-    matches!(v, Some(s) if !s.is_empty() && s != "0")
-}
 
 /// `load_config` of ClusterIPset: the ipset must exist, by its exact name.
 fn ipset<'a>(conf: &'a mut Conf, name: &str) -> Result<&'a mut IpSet, ApiError> {
@@ -39,18 +23,18 @@ fn ipset<'a>(conf: &'a mut Conf, name: &str) -> Result<&'a mut IpSet, ApiError> 
 fn check_digest(current: &str, given: Option<&str>) -> Result<(), ApiError> {
     match given {
         Some(g) if !g.is_empty() && g != current => Err(ApiError::die(
-            "detected modified configuration - file changed by other user? Try again.".into(),
+            "detected modified configuration - file changed by other user? Try again.",
         )),
         _ => Ok(()),
     }
 }
 
-fn list_fields(conf: &Conf) -> Vec<Vec<(&'static str, String)>> {
+fn list_fields(conf: &Conf) -> Vec<Fields> {
     conf.ipsets
         .iter()
         .map(|(name, set)| {
             let mut f = vec![("name", name.clone())];
-            if let Some(c) = set.comment.as_ref().filter(|c| truthy(Some(c))) {
+            if let Some(c) = set.comment.as_ref().filter(|c| truthy(c)) {
                 f.push(("comment", c.clone()));
             }
             f
@@ -58,13 +42,29 @@ fn list_fields(conf: &Conf) -> Vec<Vec<(&'static str, String)>> {
         .collect()
 }
 
-fn entries_digest(set: &IpSet) -> String {
-    firewall::digest(set.entries.iter().map(firewall::entry_fields))
+/// The digest fields of an entry: cidr if defined, comment if any,
+/// nomatch as 1 if set; `errors` is a reference and left out.
+fn entry_fields(e: &Entry) -> Fields {
+    let mut f = Vec::new();
+    if let Some(c) = &e.cidr {
+        f.push(("cidr", c.clone()));
+    }
+    if let Some(c) = &e.comment {
+        f.push(("comment", c.clone()));
+    }
+    if e.nomatch {
+        f.push(("nomatch", "1".into()));
+    }
+    f
 }
 
-fn entry_json(e: &FileEntry, digest: &str) -> Value {
+fn entries_digest(set: &IpSet) -> String {
+    digest::list(set.entries.iter().map(entry_fields))
+}
+
+fn entry_json(e: &Entry, digest: &str) -> Value {
     let mut m = Map::new();
-    for (k, v) in firewall::entry_fields(e) {
+    for (k, v) in entry_fields(e) {
         // nomatch is the number 1, never true (§7.3).
         let v = if k == "nomatch" { json!(1) } else { json!(v) };
         m.insert(k.into(), v);
@@ -77,9 +77,9 @@ fn entry_json(e: &FileEntry, digest: &str) -> Value {
 }
 
 /// GET /cluster/firewall/ipset
-pub(crate) fn index(shared: &Shared) -> ApiResult {
-    let fields = list_fields(&shared.conf());
-    let digest = firewall::digest(fields.clone());
+pub(crate) fn index(ctx: &mut Ctx, _: &Params) -> ApiResult {
+    let fields = list_fields(&ctx.store.load()?);
+    let digest = digest::list(fields.clone());
     let list = fields.into_iter().map(|f| {
         let mut m: Map<String, Value> = f
             .into_iter()
@@ -91,9 +91,9 @@ pub(crate) fn index(shared: &Shared) -> ApiResult {
     Ok(Value::Array(list.collect()))
 }
 
-/// GET /cluster/firewall/ipset/{name}
-pub(crate) fn get_ipset(shared: &Shared, p: &Params) -> ApiResult {
-    let mut conf = shared.conf();
+/// GET /cluster/firewall/ipset/{name}: entries in file order.
+pub(crate) fn get_ipset(ctx: &mut Ctx, p: &Params) -> ApiResult {
+    let mut conf = ctx.store.load()?;
     let set = ipset(&mut conf, req(p, "name"))?;
     let digest = entries_digest(set);
     Ok(Value::Array(
@@ -102,74 +102,29 @@ pub(crate) fn get_ipset(shared: &Shared, p: &Params) -> ApiResult {
 }
 
 /// GET /cluster/firewall/ipset/{name}/{cidr}: exact string match.
-pub(crate) fn read_ip(shared: &Shared, p: &Params) -> ApiResult {
-    let mut conf = shared.conf();
+pub(crate) fn read_ip(ctx: &mut Ctx, p: &Params) -> ApiResult {
+    let mut conf = ctx.store.load()?;
     let set = ipset(&mut conf, req(p, "name"))?;
     let digest = entries_digest(set);
     let cidr = req(p, "cidr");
-    match set.entries.iter().find(|e| e.cidr == cidr) {
+    match set.entries.iter().find(|e| e.cidr_str() == cidr) {
         Some(e) => Ok(entry_json(e, &digest)),
         None => Err(ApiError::param("cidr", "no such IP/Network")),
     }
 }
 
-/// Runs a write under the cluster lock, consuming an injected fault first,
-/// and stores the result unless it exceeds the size cap.
-fn write(shared: &Shared, change: impl FnOnce(&mut Conf) -> Result<(), ApiError>) -> ApiResult {
-    let _lock = shared.write_lock.lock().unwrap_or_else(|e| e.into_inner());
-    let fault = shared.faults.lock().unwrap().pop_front();
-    match fault {
-        Some(Fault::LockTimeout) => {
-            return Err(ApiError::die(
-                "cfs-lock 'firewall-cluster' error: got lock request timeout".into(),
-            ));
-        }
-        Some(Fault::Status(status, message)) => {
-            return Err(ApiError {
-                status,
-                message: with_newline(message),
-                errors: None,
-            });
-        }
-        Some(Fault::Stall(d)) => std::thread::sleep(d),
-        None => {}
-    }
-    let mut conf = shared.conf();
-    change(&mut conf)?;
-    let text = conf.serialise();
-    if text.len() > shared.max_file_size {
-        return Err(ApiError::die(format!(
-            "unable to write '/etc/pve/firewall/cluster.fw.tmp.{}' - File too large",
-            std::process::id()
-        )));
-    }
-    *shared.file.lock().unwrap() = text;
-    Ok(Value::Null)
-}
-
-fn with_newline(mut s: String) -> String {
-    if !s.ends_with('\n') {
-        s.push('\n');
-    }
-    s
-}
-
 /// POST /cluster/firewall/ipset: create, or rename when `rename` is given.
-pub(crate) fn create_ipset(shared: &Shared, p: &Params) -> ApiResult {
+pub(crate) fn create_ipset(ctx: &mut Ctx, p: &Params) -> ApiResult {
     let name = req(p, "name").to_string();
     let comment = get(p, "comment").map(str::to_string);
-    let rename = get(p, "rename")
-        .filter(|r| truthy(Some(r)))
-        .map(str::to_string);
-    let digest = get(p, "digest").map(str::to_string);
-    write(shared, |conf| {
+    let rename = get(p, "rename").filter(|r| truthy(r)).map(str::to_string);
+    let digest = get(p, "digest");
+    ctx.store.write(|conf| {
         let Some(old) = rename else {
             // Exact comparison: "Foo" next to "foo" is not a duplicate (§2.1).
             if conf.ipsets.contains_key(&name) {
-                return Err(ApiError::param(
-                    "name",
-                    &format!("IPSet '{name}' already exists"),
-                ));
+                let text = format!("IPSet '{name}' already exists");
+                return Err(ApiError::param("name", &text));
             }
             conf.ipsets.insert(
                 name,
@@ -180,7 +135,7 @@ pub(crate) fn create_ipset(shared: &Shared, p: &Params) -> ApiResult {
             );
             return Ok(());
         };
-        check_digest(&firewall::digest(list_fields(conf)), digest.as_deref())?;
+        check_digest(&digest::list(list_fields(conf)), digest)?;
         if !conf.ipsets.contains_key(&old) {
             return Err(ApiError::param(
                 "name",
@@ -188,10 +143,8 @@ pub(crate) fn create_ipset(shared: &Shared, p: &Params) -> ApiResult {
             ));
         }
         if conf.ipsets.contains_key(&name) && name != old {
-            return Err(ApiError::param(
-                "name",
-                &format!("IPSet '{name}' does already exist"),
-            ));
+            let text = format!("IPSet '{name}' does already exist");
+            return Err(ApiError::param("name", &text));
         }
         let mut set = conf.ipsets.remove(&old).unwrap_or_default();
         if comment.is_some() {
@@ -203,10 +156,10 @@ pub(crate) fn create_ipset(shared: &Shared, p: &Params) -> ApiResult {
 }
 
 /// DELETE /cluster/firewall/ipset/{name}
-pub(crate) fn delete_ipset(shared: &Shared, p: &Params) -> ApiResult {
+pub(crate) fn delete_ipset(ctx: &mut Ctx, p: &Params) -> ApiResult {
     let name = req(p, "name");
-    let force = truthy(get(p, "force"));
-    write(shared, |conf| {
+    let force = flag(p, "force");
+    ctx.store.write(|conf| {
         if !ipset(conf, name)?.entries.is_empty() && !force {
             return Err(ApiError::die(format!("IPSet '{name}' is not empty")));
         }
@@ -216,15 +169,15 @@ pub(crate) fn delete_ipset(shared: &Shared, p: &Params) -> ApiResult {
 }
 
 /// POST /cluster/firewall/ipset/{name}: the only place cidrs are normalised.
-pub(crate) fn create_ip(shared: &Shared, p: &Params) -> ApiResult {
+pub(crate) fn create_ip(ctx: &mut Ctx, p: &Params) -> ApiResult {
     let name = req(p, "name");
     let given = req(p, "cidr");
-    write(shared, |conf| {
+    ctx.store.write(|conf| {
         ipset(conf, name)?; // existence comes first (load_config)
         let cidr = match cidr::verify(given) {
             Ok(Kind::Alias { scope, name: alias }) => {
                 // `guest/` aliases never resolve at datacenter level.
-                if scope.as_deref() == Some("guest") || !conf.has_alias(&alias) {
+                if scope.as_deref() == Some("guest") || conf.alias(&alias).is_none() {
                     return Err(ApiError::die(format!("no such alias '{alias}'")));
                 }
                 given.to_string()
@@ -232,46 +185,32 @@ pub(crate) fn create_ip(shared: &Shared, p: &Params) -> ApiResult {
             _ => cidr::normalise(given).unwrap_or_else(|| given.to_string()),
         };
         let set = ipset(conf, name)?;
-        if set.entries.iter().any(|e| e.cidr == cidr) {
-            return Err(ApiError::param(
-                "cidr",
-                &format!("address '{cidr}' already exists"),
-            ));
+        if set.entries.iter().any(|e| e.cidr_str() == cidr) {
+            let text = format!("address '{cidr}' already exists");
+            return Err(ApiError::param("cidr", &text));
         }
         if cidr::has_zero_prefix(&cidr) {
-            return Err(ApiError::param(
-                "cidr",
-                "a zero prefix is not allowed in ipset entries",
-            ));
+            let text = "a zero prefix is not allowed in ipset entries";
+            return Err(ApiError::param("cidr", text));
         }
-        let comment = get(p, "comment")
-            .filter(|c| truthy(Some(c)))
-            .map(str::to_string);
-        let nomatch = truthy(get(p, "nomatch"));
-        set.entries.insert(
-            0,
-            FileEntry {
-                cidr,
-                comment,
-                nomatch,
-                error: None,
-            },
-        );
+        let comment = get(p, "comment").filter(|c| truthy(c));
+        set.entries
+            .insert(0, Entry::new(&cidr, comment, flag(p, "nomatch")));
         Ok(())
     })
 }
 
 /// PUT /cluster/firewall/ipset/{name}/{cidr}: sets nomatch and comment,
 /// clearing whichever the request leaves out.
-pub(crate) fn update_ip(shared: &Shared, p: &Params) -> ApiResult {
+pub(crate) fn update_ip(ctx: &mut Ctx, p: &Params) -> ApiResult {
     let (name, cidr) = (req(p, "name"), req(p, "cidr"));
-    write(shared, |conf| {
+    ctx.store.write(|conf| {
         let set = ipset(conf, name)?;
         check_digest(&entries_digest(set), get(p, "digest"))?;
-        let Some(e) = set.entries.iter_mut().find(|e| e.cidr == cidr) else {
+        let Some(e) = set.entries.iter_mut().find(|e| e.cidr_str() == cidr) else {
             return Err(ApiError::param("cidr", "no such IP/Network"));
         };
-        e.nomatch = truthy(get(p, "nomatch"));
+        e.nomatch = flag(p, "nomatch");
         e.comment = get(p, "comment").map(str::to_string);
         Ok(())
     })
@@ -279,12 +218,12 @@ pub(crate) fn update_ip(shared: &Shared, p: &Params) -> ApiResult {
 
 /// DELETE /cluster/firewall/ipset/{name}/{cidr}: exact match; a missing
 /// entry is not an error, and the file is rewritten all the same.
-pub(crate) fn remove_ip(shared: &Shared, p: &Params) -> ApiResult {
+pub(crate) fn remove_ip(ctx: &mut Ctx, p: &Params) -> ApiResult {
     let (name, cidr) = (req(p, "name"), req(p, "cidr"));
-    write(shared, |conf| {
+    ctx.store.write(|conf| {
         let set = ipset(conf, name)?;
         check_digest(&entries_digest(set), get(p, "digest"))?;
-        set.entries.retain(|e| e.cidr != cidr);
+        set.entries.retain(|e| e.cidr_str() != cidr);
         Ok(())
     })
 }
