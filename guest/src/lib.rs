@@ -28,9 +28,9 @@ mod bindings {
 bindings::export!(Policy with_types_in bindings);
 
 use bindings::exports::fail2pvefw::policy::action::{BanRequest, Entry, Guest, Owner};
-use bindings::fail2pvefw::policy::types::{Error as WitError, Refusal};
+use bindings::fail2pvefw::policy::types::{Error as WitError, Refusal, RefusalCause};
 use bindings::fail2pvefw::policy::{clock, log, pve, settings};
-use plan::{Error, IpsetName, Method, Pve, Response};
+use plan::{Cause, Error, IpsetName, Method, Pve, Response};
 
 /// The component. Its name is not significant.
 pub struct Policy;
@@ -153,23 +153,77 @@ impl From<Error> for WitError {
         match error {
             Error::InvalidInput(m) => WitError::InvalidInput(m),
             Error::Denied(m) => WitError::Denied(m),
-            Error::Refused { status, message } => WitError::Refused(Refusal { status, message }),
+            Error::Refused {
+                status,
+                message,
+                cause,
+            } => WitError::Refused(Refusal {
+                status,
+                message,
+                cause: cause.into(),
+            }),
+            Error::Rejected {
+                status,
+                message,
+                cause,
+            } => WitError::Rejected(Refusal {
+                status,
+                message,
+                cause: cause.into(),
+            }),
+            Error::NotOurs(m) => WitError::NotOurs(m),
             Error::Unreachable(m) => WitError::Unreachable(m),
             Error::Busy(m) => WitError::Busy(m),
         }
     }
 }
 
-/// The host's `pve` import should only give `denied` or `unreachable`; the
-/// other cases are passed on as they are.
+/// The host's `pve` import should only give `denied`, `not-ours` or
+/// `unreachable`; the other cases are passed on as they are.
 impl From<WitError> for Error {
     fn from(error: WitError) -> Self {
         match error {
             WitError::InvalidInput(m) => Error::InvalidInput(m),
             WitError::Denied(m) => Error::Denied(m),
-            WitError::Refused(Refusal { status, message }) => Error::Refused { status, message },
+            WitError::Refused(r) => Error::Refused {
+                status: r.status,
+                message: r.message,
+                cause: r.cause.into(),
+            },
+            WitError::Rejected(r) => Error::Rejected {
+                status: r.status,
+                message: r.message,
+                cause: r.cause.into(),
+            },
+            WitError::NotOurs(m) => Error::NotOurs(m),
             WitError::Unreachable(m) => Error::Unreachable(m),
             WitError::Busy(m) => Error::Busy(m),
+        }
+    }
+}
+
+impl From<Cause> for RefusalCause {
+    fn from(cause: Cause) -> Self {
+        match cause {
+            Cause::Authentication => RefusalCause::Authentication,
+            Cause::Permission => RefusalCause::Permission,
+            Cause::NoSuchIpset => RefusalCause::NoSuchIpset,
+            Cause::Capacity => RefusalCause::Capacity,
+            Cause::Parameter => RefusalCause::Parameter,
+            Cause::Other => RefusalCause::Other,
+        }
+    }
+}
+
+impl From<RefusalCause> for Cause {
+    fn from(cause: RefusalCause) -> Self {
+        match cause {
+            RefusalCause::Authentication => Cause::Authentication,
+            RefusalCause::Permission => Cause::Permission,
+            RefusalCause::NoSuchIpset => Cause::NoSuchIpset,
+            RefusalCause::Capacity => Cause::Capacity,
+            RefusalCause::Parameter => Cause::Parameter,
+            RefusalCause::Other => Cause::Other,
         }
     }
 }

@@ -50,14 +50,37 @@ pub struct Response {
 pub enum Error {
     /// Bad input; nothing was sent.
     InvalidInput(String),
-    /// The host refused a capability.
+    /// The host refused a capability or a write (its guard rails).
     Denied(String),
     /// PVE refused; a person must fix something first.
-    Refused { status: u16, message: String },
+    Refused {
+        status: u16,
+        message: String,
+        cause: Cause,
+    },
+    /// PVE will never accept this request as sent (a bad parameter).
+    Rejected {
+        status: u16,
+        message: String,
+        cause: Cause,
+    },
+    /// The host left an entry alone: someone else wrote it.
+    NotOurs(String),
     /// No answer from PVE.
     Unreachable(String),
     /// PVE could not do it now; retry later.
     Busy(String),
+}
+
+/// What a refusal is about (the WIT `refusal-cause`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    Authentication,
+    Permission,
+    NoSuchIpset,
+    Capacity,
+    Parameter,
+    Other,
 }
 
 impl fmt::Display for Error {
@@ -65,7 +88,13 @@ impl fmt::Display for Error {
         match self {
             Error::InvalidInput(m) => write!(f, "invalid input: {m}"),
             Error::Denied(m) => write!(f, "denied by the host: {m}"),
-            Error::Refused { status, message } => write!(f, "PVE refused: {status} {message}"),
+            Error::Refused {
+                status, message, ..
+            }
+            | Error::Rejected {
+                status, message, ..
+            } => write!(f, "PVE refused: {status} {message}"),
+            Error::NotOurs(m) => write!(f, "left alone: {m}"),
             Error::Unreachable(m) => write!(f, "PVE unreachable: {m}"),
             Error::Busy(m) => write!(f, "PVE busy: {m}"),
         }
@@ -168,10 +197,17 @@ pub fn ban(
 
 /// `DELETE /cluster/firewall/ipset/{ipset}/{entry}`, the `/` of a prefix
 /// percent-encoded. PVE deletes by exact string and answers 200 whether or
-/// not the entry was there, so this is idempotent by itself.
+/// not the entry was there, so this is idempotent by itself. The host sends
+/// it only when the entry carries our ownership tag; someone else's entry
+/// (`not-ours`) is left alone, which is this unban's right outcome.
 pub fn unban(pve: &mut impl Pve, ipset: &IpsetName, entry: &Entry) -> Result<String, Error> {
     let path = format!("{}/{}", ipset.path(), entry.path_segment());
-    let response = pve.request(Method::Delete, &path, &[])?;
+    let response = match pve.request(Method::Delete, &path, &[]) {
+        Err(Error::NotOurs(why)) => {
+            return Ok(format!("left {entry} in IPSet '{ipset}' alone: {why}"));
+        }
+        other => other?,
+    };
     if is_success(&response) {
         return Ok(format!("{entry} is not in IPSet '{ipset}' any more"));
     }
@@ -270,23 +306,38 @@ fn is_already_there(response: &Response) -> bool {
         .is_some_and(|text| text.starts_with("address '") && text.ends_with("' already exists"))
 }
 
-/// What an error response means, as the WIT `error` variant: `busy` where a
-/// later retry can succeed by itself, `refused` where a person must act.
+/// What an error response means, as the WIT `error` variant:
+/// - `busy` where a later retry can succeed by itself (a 5xx, the cluster
+///   lock above all);
+/// - `refused` where a person must act (401, 403, no such IPSet, a full
+///   cluster.fw, or a status we do not know);
+/// - `rejected` where this request can never succeed as sent (400, 501).
 pub fn pve_error(response: &Response) -> Error {
     let status = response.status;
     let message = message(response);
-    let busy = match status {
-        // PVE turns every `die` into a 500: some are lasting, most
-        // (the cfs lock timeout above all) are not.
-        500 => !(message.contains("no such IPSet") || message.contains("File too large")),
-        502..=504 => true,
-        // 401, 403, 400, 501 and the rest: the request or the setup is wrong.
-        _ => false,
+    let lasting = |cause| Error::Refused {
+        status,
+        message: message.clone(),
+        cause,
     };
-    if busy {
-        Error::Busy(format!("{status} {message}"))
-    } else {
-        Error::Refused { status, message }
+    match status {
+        401 => lasting(Cause::Authentication),
+        403 => lasting(Cause::Permission),
+        // PVE turns every `die` into a 500: two are lasting, the others
+        // (the cfs lock timeout above all) are not.
+        500 if message.contains("no such IPSet") => lasting(Cause::NoSuchIpset),
+        500 if message.contains("File too large") => lasting(Cause::Capacity),
+        500 | 502..=504 => Error::Busy(format!("{status} {message}")),
+        400 | 501 => Error::Rejected {
+            status,
+            message,
+            cause: if status == 400 {
+                Cause::Parameter
+            } else {
+                Cause::Other
+            },
+        },
+        _ => lasting(Cause::Other),
     }
 }
 
@@ -430,10 +481,23 @@ mod tests {
         cidr::normalize(ip).unwrap()
     }
 
-    fn refused(status: u16, message: &str) -> Error {
+    fn refused(status: u16, message: &str, cause: Cause) -> Error {
         Error::Refused {
             status,
             message: message.to_string(),
+            cause,
+        }
+    }
+
+    fn rejected(status: u16, message: &str) -> Error {
+        Error::Rejected {
+            status,
+            message: message.to_string(),
+            cause: if status == 400 {
+                Cause::Parameter
+            } else {
+                Cause::Other
+            },
         }
     }
 
@@ -552,7 +616,7 @@ mod tests {
         let mut pve = FakePve::answering(400, "Parameter verification failed.", body);
         assert_eq!(
             ban(&mut pve, &set(), &entry("10.0.0.0/8"), "c"),
-            Err(refused(
+            Err(rejected(
                 400,
                 "Parameter verification failed. (cidr: a zero prefix is not allowed in ipset entries)"
             ))
@@ -565,7 +629,7 @@ mod tests {
         let mut pve = FakePve::answering(500, "no such IPSet 'f2b'", body);
         assert_eq!(
             ban(&mut pve, &set(), &entry("1.2.3.4"), "c"),
-            Err(refused(500, "no such IPSet 'f2b'"))
+            Err(refused(500, "no such IPSet 'f2b'", Cause::NoSuchIpset))
         );
     }
 
@@ -575,7 +639,7 @@ mod tests {
         let mut pve = FakePve::answering(500, reason, r#"{"data":null}"#);
         assert_eq!(
             ban(&mut pve, &set(), &entry("1.2.3.4"), "c"),
-            Err(refused(500, reason))
+            Err(refused(500, reason, Cause::Capacity))
         );
     }
 
@@ -635,7 +699,7 @@ mod tests {
         let mut pve = FakePve::answering(401, "No ticket", "");
         assert_eq!(
             unban(&mut pve, &set(), &entry("1.2.3.4")),
-            Err(refused(401, "No ticket"))
+            Err(refused(401, "No ticket", Cause::Authentication))
         );
         let mut pve = FakePve::failing(Error::Unreachable("timed out".into()));
         assert_eq!(
@@ -680,7 +744,7 @@ mod tests {
         let mut pve = FakePve::answering(500, "no such IPSet 'f2b'", body);
         assert_eq!(
             check(&mut pve, &set()),
-            Err(refused(500, "no such IPSet 'f2b'"))
+            Err(refused(500, "no such IPSet 'f2b'", Cause::NoSuchIpset))
         );
     }
 
@@ -696,15 +760,22 @@ mod tests {
 
     #[test]
     fn authentication_and_privilege_errors_are_refused() {
-        assert_eq!(judge(401, "No ticket", ""), refused(401, "No ticket"));
+        assert_eq!(
+            judge(401, "No ticket", ""),
+            refused(401, "No ticket", Cause::Authentication)
+        );
         assert_eq!(
             judge(401, "Authentication failed!", ""),
-            refused(401, "Authentication failed!")
+            refused(401, "Authentication failed!", Cause::Authentication)
         );
         let body = r#"{"data":null,"message":"Permission check failed (/, Sys.Modify)\n"}"#;
         assert_eq!(
             judge(403, "Permission check failed (/, Sys.Modify)", body),
-            refused(403, "Permission check failed (/, Sys.Modify)")
+            refused(
+                403,
+                "Permission check failed (/, Sys.Modify)",
+                Cause::Permission
+            )
         );
     }
 
@@ -737,14 +808,14 @@ mod tests {
     }
 
     #[test]
-    fn other_client_errors_are_refused() {
+    fn other_client_errors_are_rejected_or_refused() {
         assert_eq!(
             judge(
                 501,
                 "Method 'PUT /cluster/firewall/ipset/f2b' not implemented",
                 ""
             ),
-            refused(
+            rejected(
                 501,
                 "Method 'PUT /cluster/firewall/ipset/f2b' not implemented"
             )
@@ -752,9 +823,12 @@ mod tests {
         // A web-server error with its text in a plain body and no reason.
         assert_eq!(
             judge(506, "", "unable to parse request header\n"),
-            refused(506, "unable to parse request header")
+            refused(506, "unable to parse request header", Cause::Other)
         );
-        assert_eq!(judge(404, "Not Found", ""), refused(404, "Not Found"));
+        assert_eq!(
+            judge(404, "Not Found", ""),
+            refused(404, "Not Found", Cause::Other)
+        );
     }
 
     #[test]
@@ -791,7 +865,7 @@ mod tests {
         let mut pve = FakePve::answering(400, "Parameter verification failed.", body);
         assert!(matches!(
             ban(&mut pve, &set(), &entry("1.2.3.4"), "c"),
-            Err(Error::Refused { status: 400, .. })
+            Err(Error::Rejected { status: 400, .. })
         ));
     }
 

@@ -5,4 +5,4 @@
 wasmtime::component::bindgen!({ path: "../wit", world: "policy" });
 
 pub use self::exports::fail2pvefw::policy::action::{BanRequest, Entry};
-pub use self::fail2pvefw::policy::types::{Error as PolicyError, Refusal};
+pub use self::fail2pvefw::policy::types::{Error as PolicyError, Refusal, RefusalCause};

@@ -23,7 +23,7 @@ mod bindings {
 bindings::export!(SubnetEscalation with_types_in bindings);
 
 use bindings::exports::fail2pvefw::policy::action::{BanRequest, Entry, Guest};
-use bindings::fail2pvefw::policy::types::{Error, Refusal};
+use bindings::fail2pvefw::policy::types::{Error, Refusal, RefusalCause};
 use bindings::fail2pvefw::policy::{clock, pve, settings, store};
 use logic::{Answer, Escalation, Failure, Pve, Store};
 
@@ -93,7 +93,8 @@ impl Pve for Host {
             Err(e) => Err(match e {
                 Error::Denied(m) => Failure::Denied(m),
                 Error::InvalidInput(m) => Failure::Invalid(m),
-                Error::Refused(r) => Failure::Refused(r.status, r.message),
+                Error::Refused(r) | Error::Rejected(r) => Failure::Refused(r.status, r.message),
+                Error::NotOurs(m) => Failure::Denied(m),
                 Error::Unreachable(m) | Error::Busy(m) => Failure::Unreachable(m),
             }),
         }
@@ -117,7 +118,11 @@ impl From<Failure> for Error {
         match f {
             Failure::Invalid(m) => Error::InvalidInput(m),
             Failure::Denied(m) => Error::Denied(m),
-            Failure::Refused(status, message) => Error::Refused(Refusal { status, message }),
+            Failure::Refused(status, message) => Error::Refused(Refusal {
+                status,
+                message,
+                cause: RefusalCause::Other,
+            }),
             Failure::Unreachable(m) => Error::Unreachable(m),
         }
     }

@@ -36,6 +36,38 @@ pub struct Pve {
     pub last_failure: Option<Failure>,
     /// Every request the policy made, `METHOD path -> status`, for logs.
     pub calls: Vec<String>,
+    /// The entry writes let through since the last `take_writes`: what a
+    /// call actually put into or took out of PVE, for the queue.
+    writes: Vec<Write>,
+}
+
+/// One entry write the guard let through, and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub ipset: String,
+    /// The entry as PVE stores it.
+    pub cidr: String,
+    /// The comment sent with a POST.
+    pub comment: Option<String>,
+    pub outcome: WriteOutcome,
+}
+
+/// How an entry write ended, from the status alone (the host never reads
+/// PVE's words).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// A POST answered 2xx.
+    Added,
+    /// A DELETE answered 2xx.
+    Deleted,
+    /// The entry was not there; nothing was sent.
+    Absent,
+    /// The entry carries no tag of ours; nothing was sent.
+    NotOurs,
+    /// PVE answered with this error status.
+    Refused(u16),
+    /// No answer came back: it may or may not have landed.
+    Unreachable,
 }
 
 impl Pve {
@@ -57,7 +89,13 @@ impl Pve {
             grant,
             last_failure: None,
             calls: Vec::new(),
+            writes: Vec::new(),
         }
+    }
+
+    /// The entry writes since the last call of this, oldest first.
+    pub fn take_writes(&mut self) -> Vec<Write> {
+        std::mem::take(&mut self.writes)
     }
 
     /// The in-memory PVE, when this is the sandbox's.

@@ -103,7 +103,7 @@ fn send(
             queue::postpone(db, group, &text, retry_delay(group)).map_err(db_failure)?;
             metrics::count_failure(db, "policy");
             record(report, group, trap);
-            return Ok(Some(Remedy::Fix));
+            return Ok(Some(Remedy::Hold));
         }
     };
     match answer {
@@ -127,9 +127,20 @@ fn send(
         }
         Err(reported) => {
             let text = reported.failure.to_string();
-            metrics::count_failure(db, metrics::failure_kind(reported.kind));
+            if reported.kind != Remedy::Done {
+                metrics::count_failure(db, reported.label);
+            }
             match reported.kind {
-                Remedy::Never | Remedy::Rejected => {
+                Remedy::Done => {
+                    // Someone else's entry, left alone: the right outcome.
+                    log::info(&format!("{} '{}': {text}", action.as_str(), group.entry));
+                    for id in &group.ids {
+                        report.failures.remove(id);
+                    }
+                    queue::complete(db, group, false).map_err(db_failure)?;
+                    Ok(None)
+                }
+                Remedy::Drop => {
                     log::write(
                         log::Level::Error,
                         "",
@@ -143,7 +154,7 @@ fn send(
                     record(report, group, reported.failure);
                     Ok(None)
                 }
-                Remedy::Fix | Remedy::Retry => {
+                Remedy::Hold | Remedy::Retry => {
                     queue::postpone(db, group, &text, retry_delay(group)).map_err(db_failure)?;
                     record(report, group, reported.failure);
                     Ok(Some(reported.kind))

@@ -9,30 +9,27 @@
 use super::status_report::{Report, gather};
 use crate::config::Config;
 use crate::log;
-use crate::runtime::session::{Remedy, Session};
+use crate::runtime::session::Session;
 use crate::state::db::Db;
 use rusqlite::params;
 use std::fmt::Write as _;
 
 use std::path::Path;
 
-/// Failure kinds, one per remedy: bad input, PVE refused one request, a
-/// person must fix something (401, 403, no IPSet, full cluster.fw), PVE
-/// unreachable or busy, the policy trapped.
-pub const FAILURE_KINDS: [&str; 5] = ["invalid", "rejected", "config", "transient", "policy"];
+/// Failure kinds, one per WIT error case: bad input, denied by the host's
+/// guard, PVE rejected one request, a person must fix something (401, 403,
+/// no IPSet, full cluster.fw), PVE unreachable or busy, the policy trapped.
+pub const FAILURE_KINDS: [&str; 6] = [
+    "invalid",
+    "denied",
+    "rejected",
+    "config",
+    "transient",
+    "policy",
+];
 
 const BANS: &str = "metrics.bans_applied";
 const UNBANS: &str = "metrics.unbans_applied";
-
-/// The label of a failure by what the queue does about it.
-pub fn failure_kind(remedy: Remedy) -> &'static str {
-    match remedy {
-        Remedy::Never => "invalid",
-        Remedy::Rejected => "rejected",
-        Remedy::Fix => "config",
-        Remedy::Retry => "transient",
-    }
-}
 
 fn increment(db: &Db, key: &str) {
     // A counter is not worth failing an event for: PVE has already acted.

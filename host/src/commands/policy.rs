@@ -97,8 +97,8 @@ mod tests {
         let file = dir.path().join("default.wasm");
         std::fs::write(&file, crate::runtime::DEFAULT_POLICY).unwrap();
         let out = check(&file).unwrap();
-        assert!(out.contains("fail2pvefw:policy/settings@0.1.0"), "{out}");
-        assert!(out.contains("fail2pvefw:policy/action@0.1.0"), "{out}");
+        assert!(out.contains("fail2pvefw:policy/settings@0.2.0"), "{out}");
+        assert!(out.contains("fail2pvefw:policy/action@0.2.0"), "{out}");
         assert!(out.ends_with("can be used with --policy"), "{out}");
     }
 

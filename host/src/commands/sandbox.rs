@@ -118,11 +118,15 @@ fn request(target: &Target, ipset: &str) -> BanRequest {
 }
 
 /// The exit code a real run would give: 2 bad input, 3 denied, 1 PVE.
+/// (`not-ours` is an answer, not a failure, but the sandbox shows it so.)
 fn failure(error: PolicyError) -> Failure {
     match error {
         PolicyError::InvalidInput(m) => Failure::input(m),
         PolicyError::Denied(m) => Failure::config(format!("the policy was denied: {m}")),
-        PolicyError::Refused(r) => Failure::pve(format!("PVE refused: {} {}", r.status, r.message)),
+        PolicyError::Refused(r) | PolicyError::Rejected(r) => {
+            Failure::pve(format!("PVE refused: {} {}", r.status, r.message))
+        }
+        PolicyError::NotOurs(m) => Failure::pve(format!("left alone: {m}")),
         PolicyError::Unreachable(m) => Failure::pve(format!("PVE unreachable: {m}")),
         PolicyError::Busy(m) => Failure::pve(format!("PVE is busy: {m}")),
     }

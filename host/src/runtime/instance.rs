@@ -52,7 +52,7 @@ impl Instance {
             .expect("fuel is enabled in the engine config");
         let policy = bindings::Policy::instantiate(&mut store, component, linker).map_err(|e| {
             Failure::config(format!("cannot instantiate {name}: {e:#}"))
-                .hint("A policy must export fail2pvefw:policy/action@0.1.0 and import only what wit/policy.wit offers.")
+                .hint("A policy must export fail2pvefw:policy/action@0.2.0 and import only what wit/policy.wit offers.")
         })?;
         Ok(Instance {
             store,
@@ -222,11 +222,16 @@ fn tidy(outcome: Outcome<String>) -> Outcome<String> {
         Ok(text) => Ok(clean(text)),
         Err(PolicyError::InvalidInput(m)) => Err(PolicyError::InvalidInput(clean(m))),
         Err(PolicyError::Denied(m)) => Err(PolicyError::Denied(clean(m))),
+        Err(PolicyError::NotOurs(m)) => Err(PolicyError::NotOurs(clean(m))),
         Err(PolicyError::Unreachable(m)) => Err(PolicyError::Unreachable(clean(m))),
         Err(PolicyError::Busy(m)) => Err(PolicyError::Busy(clean(m))),
         Err(PolicyError::Refused(r)) => Err(PolicyError::Refused(Refusal {
-            status: r.status,
             message: clean(r.message),
+            ..r
+        })),
+        Err(PolicyError::Rejected(r)) => Err(PolicyError::Rejected(Refusal {
+            message: clean(r.message),
+            ..r
         })),
     }
 }

@@ -3,7 +3,7 @@
 
 use super::instance::Instance;
 use super::{Source, instantiate};
-use crate::bindings::{BanRequest, Entry, PolicyError, Refusal};
+use crate::bindings::{BanRequest, Entry, PolicyError, Refusal, RefusalCause};
 use crate::config::Config;
 use crate::error::{Failure, Result};
 use crate::state::queue::{Action, Request};
@@ -16,20 +16,28 @@ pub type Answer<T> = std::result::Result<T, Reported>;
 pub struct Reported {
     pub failure: Failure,
     pub kind: Remedy,
+    /// The metrics label of the WIT case (`invalid`, `denied`, `rejected`,
+    /// `config`, `transient`, `not-ours`).
+    pub label: &'static str,
 }
 
-/// What the queue does about a failure.
+/// What the queue does about a failure: decided from the WIT error case
+/// alone, never from PVE's words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Remedy {
-    /// The input can never succeed (bad address): nothing to retry.
-    Never,
-    /// PVE refused this one request for good (a 400): drop it, keep the rest.
-    Rejected,
-    /// A person must fix the configuration or PVE (401, 403, no such
-    /// IPSet, a full cluster.fw, a denied capability): keep everything.
-    Fix,
-    /// Transport or a busy cluster: retry later.
+    /// `invalid-input`, `denied`, `rejected`: this event can never succeed.
+    /// Its entry's events are marked failed (status shows them); the others go on.
+    Drop,
+    /// `refused` (and a trap of the policy): a person must fix the token,
+    /// its privileges, the IPSet, a full cluster.fw or the policy module.
+    /// Keep every event and stop sending.
+    Hold,
+    /// `unreachable`, `busy`: keep the events, back off this entry, stop the
+    /// pass.
     Retry,
+    /// `not-ours`: the entry belongs to someone else and was left alone,
+    /// which is the right outcome. The events are done.
+    Done,
 }
 
 pub struct Session {
@@ -78,6 +86,11 @@ impl Session {
         Ok(outcome.map_err(|e| self.report(e, ipset)))
     }
 
+    /// The entry writes the last calls made (see `capabilities::pve::Write`).
+    pub fn take_writes(&mut self) -> Vec<crate::capabilities::pve::Write> {
+        self.instance.state_mut().pve.take_writes()
+    }
+
     /// The IPSet's entries, with the owners the policy recognises.
     pub fn entries(&mut self, ipset: &str) -> Result<Answer<Vec<Entry>>> {
         let outcome = self.instance.entries(ipset)?;
@@ -85,16 +98,10 @@ impl Session {
     }
 
     fn report(&mut self, error: PolicyError, ipset: &str) -> Reported {
-        let kind = match &error {
-            PolicyError::InvalidInput(_) => Remedy::Never,
-            PolicyError::Denied(_) => Remedy::Fix,
-            PolicyError::Refused(r) if needs_a_person(r) => Remedy::Fix,
-            PolicyError::Refused(_) => Remedy::Rejected,
-            PolicyError::Unreachable(_) | PolicyError::Busy(_) => Remedy::Retry,
-        };
         Reported {
+            kind: remedy(&error),
+            label: label(&error),
             failure: self.failure(error, ipset),
-            kind,
         }
     }
 
@@ -102,8 +109,11 @@ impl Session {
     fn failure(&mut self, error: PolicyError, ipset: &str) -> Failure {
         match error {
             PolicyError::InvalidInput(msg) => Failure::input(msg),
-            PolicyError::Denied(msg) => Failure::config(format!("the policy was denied: {msg}")),
-            PolicyError::Refused(refusal) => self.refused(&refusal, ipset),
+            PolicyError::Denied(msg) => Failure::config(format!("denied by the host: {msg}")),
+            PolicyError::Refused(refusal) | PolicyError::Rejected(refusal) => {
+                self.refused(&refusal, ipset)
+            }
+            PolicyError::NotOurs(msg) => Failure::pve(format!("left alone: {msg}")),
             PolicyError::Unreachable(msg) => self
                 .instance
                 .state_mut()
@@ -120,31 +130,55 @@ impl Session {
         let message = format!("PVE refused: {} {}", refusal.status, refusal.message);
         let config = self.config_path.display();
         let token = &self.token_id;
-        let hint = match refusal.status {
-            401 => Some(format!(
+        let hint = match refusal.cause {
+            RefusalCause::Authentication => Some(format!(
                 "Authentication failed: check the token id '{token}' and its secret in [pve] token of '{config}'. \
                  The token must exist and not be expired (Datacenter → Permissions → API Tokens)."
             )),
-            403 => Some(format!(
+            RefusalCause::Permission => Some(format!(
                 "The token lacks Sys.Modify (or Sys.Audit) on '/'. Create a role and grant it to the token (and, with privilege separation, to its user):\n  \
                  pveum role add Fail2Ban --privs \"Sys.Audit Sys.Modify\"\n  \
                  pveum acl modify / --tokens '{token}' --roles Fail2Ban"
             )),
-            _ if refusal.message.contains("no such IPSet") => Some(format!(
+            RefusalCause::NoSuchIpset => Some(format!(
                 "Create the IPSet '{ipset}' under Datacenter → Firewall → IPSet in the PVE GUI, or on a node:\n  \
                  pvesh create /cluster/firewall/ipset --name {ipset} --comment fail2ban"
             )),
-            _ if refusal.message.contains("File too large") => Some(
+            RefusalCause::Capacity => Some(
                 "The datacenter firewall file cluster.fw is full (1 MiB for all of it): shorten ban times, \
                  remove stale entries, or widen bans to networks."
                     .to_string(),
             ),
-            _ => None,
+            RefusalCause::Parameter | RefusalCause::Other => None,
         };
         match hint {
             Some(hint) => Failure::pve(message).hint(hint),
             None => Failure::pve(message),
         }
+    }
+}
+
+/// The remedy of each WIT error case (see `wit/policy.wit`).
+pub fn remedy(error: &PolicyError) -> Remedy {
+    match error {
+        PolicyError::InvalidInput(_) | PolicyError::Denied(_) | PolicyError::Rejected(_) => {
+            Remedy::Drop
+        }
+        PolicyError::Refused(_) => Remedy::Hold,
+        PolicyError::Unreachable(_) | PolicyError::Busy(_) => Remedy::Retry,
+        PolicyError::NotOurs(_) => Remedy::Done,
+    }
+}
+
+/// The metrics label of each WIT error case.
+fn label(error: &PolicyError) -> &'static str {
+    match error {
+        PolicyError::InvalidInput(_) => "invalid",
+        PolicyError::Denied(_) => "denied",
+        PolicyError::Rejected(_) => "rejected",
+        PolicyError::Refused(_) => "config",
+        PolicyError::Unreachable(_) | PolicyError::Busy(_) => "transient",
+        PolicyError::NotOurs(_) => "not-ours",
     }
 }
 
@@ -162,11 +196,4 @@ pub fn ban_request(req: &Request, instance_name: &str) -> BanRequest {
         restored: req.restored,
         instance: instance_name.to_string(),
     }
-}
-
-/// Refusals no retry fixes until a person acts; the queue keeps the events.
-fn needs_a_person(refusal: &Refusal) -> bool {
-    matches!(refusal.status, 401 | 403)
-        || refusal.message.contains("no such IPSet")
-        || refusal.message.contains("File too large")
 }
