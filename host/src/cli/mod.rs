@@ -13,7 +13,7 @@ pub use args::{
     SandboxArgs, SandboxCommand, Status, Target, TrustArgs,
 };
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 const EXIT_CODES: &str = "\
@@ -83,8 +83,134 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
     pub log_format: LogFormat,
 
+    #[command(flatten)]
+    leading: Leading,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The old script's options of a command, taken before the command too
+/// (`fail2pvefw -f -i fail2ban -c hello ban 192.0.2.60`), as its
+/// Getopt::Long did. [`Cli::settle`] hands them to the command, or refuses
+/// them for a command that has no such option.
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Options of the command, also taken before it")]
+struct Leading {
+    /// The datacenter IPSet (ban, unban, start, check, sync, status, doctor, sandbox)
+    #[arg(short = 'i', long = "ipset", value_name = "IPSET")]
+    ipset: Option<String>,
+
+    /// Text for the entry's comment (ban, unban)
+    #[arg(short = 'c', long = "comment", value_name = "COMMENT")]
+    comment: Option<String>,
+
+    /// When the ban began, in Unix seconds (ban, unban)
+    #[arg(
+        short = 't',
+        long = "timestamp",
+        visible_alias = "time",
+        value_name = "EPOCH"
+    )]
+    time: Option<f64>,
+}
+
+impl Cli {
+    /// Hands the options given before the command to it. Given both before
+    /// and after the command, the later one wins, as with the old script.
+    /// One the command does not take is a usage error naming it.
+    fn settle(mut self) -> Result<Cli, clap::Error> {
+        let Leading {
+            ipset,
+            comment,
+            time,
+        } = std::mem::take(&mut self.leading);
+        let name = self.command_name();
+        let refuse = |option: &str, of: &str| {
+            Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "the option '{option}' does not apply to '{name}': it is an option of {of}"
+                ),
+            )
+        };
+        const TARGETS: &str = "ban and unban";
+        if let Some(ipset) = ipset {
+            let of = "ban, unban, start, check, sync, status, doctor and sandbox";
+            let slot = self.ipset_slot().ok_or_else(|| refuse("-i/--ipset", of))?;
+            slot.get_or_insert(ipset);
+        }
+        if let Some(comment) = comment {
+            let target = self
+                .target()
+                .ok_or_else(|| refuse("-c/--comment", TARGETS))?;
+            target.comment.get_or_insert(comment);
+        }
+        if let Some(time) = time {
+            let target = self
+                .target()
+                .ok_or_else(|| refuse("-t/--timestamp", TARGETS))?;
+            target.time.get_or_insert(time);
+        }
+        Ok(self)
+    }
+
+    /// `ban`, or `sandbox ban` for a sandbox command.
+    fn command_name(&self) -> String {
+        let name = match &self.command {
+            Command::Ban(_) => "ban",
+            Command::Unban(_) => "unban",
+            Command::Start(_) => "start",
+            Command::Check(_) => "check",
+            Command::Trust(_) => "trust",
+            Command::Sync(_) => "sync",
+            Command::Status(_) => "status",
+            Command::Doctor(_) => "doctor",
+            Command::Init(_) => "init",
+            Command::Flush(_) => "flush",
+            Command::Drain => "drain",
+            Command::GenerateDocs(_) => "generate-docs",
+            Command::Policy(_) => "policy",
+            Command::Sandbox(args) => {
+                return format!(
+                    "sandbox {}",
+                    match args.command {
+                        SandboxCommand::Ban(_) => "ban",
+                        SandboxCommand::Unban(_) => "unban",
+                        SandboxCommand::Start(_) => "start",
+                        SandboxCommand::Check(_) => "check",
+                    }
+                );
+            }
+        };
+        name.to_string()
+    }
+
+    fn target(&mut self) -> Option<&mut Target> {
+        match &mut self.command {
+            Command::Ban(t) | Command::Unban(t) => Some(t),
+            Command::Sandbox(args) => match &mut args.command {
+                SandboxCommand::Ban(t) | SandboxCommand::Unban(t) => Some(t),
+                SandboxCommand::Start(_) | SandboxCommand::Check(_) => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn ipset_slot(&mut self) -> Option<&mut Option<String>> {
+        match &mut self.command {
+            Command::Ban(t) | Command::Unban(t) => Some(&mut t.ipset),
+            Command::Start(i) | Command::Check(i) | Command::Sync(i) | Command::Doctor(i) => {
+                Some(&mut i.ipset)
+            }
+            Command::Status(s) => Some(&mut s.ipset),
+            Command::Sandbox(args) => match &mut args.command {
+                SandboxCommand::Ban(t) | SandboxCommand::Unban(t) => Some(&mut t.ipset),
+                SandboxCommand::Start(i) | SandboxCommand::Check(i) => Some(&mut i.ipset),
+            },
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,8 +298,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// The command line of this process; a usage error ends it (exit 2), as
+/// `--help` and `--version` do (exit 0).
 pub fn parse() -> Cli {
-    Cli::parse()
+    try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// A command line, `argv[0]` first.
+pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args)?.settle()
 }
 
 #[cfg(test)]
@@ -181,8 +318,19 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
+    fn try_parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        try_parse_from(std::iter::once("fail2pvefw").chain(args.iter().copied()))
+    }
+
     fn parse(args: &[&str]) -> Cli {
-        Cli::try_parse_from(std::iter::once("fail2pvefw").chain(args.iter().copied())).unwrap()
+        try_parse(args).unwrap()
+    }
+
+    fn target(cli: Cli) -> Target {
+        match cli.command {
+            Command::Ban(t) | Command::Unban(t) => t,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -219,6 +367,70 @@ mod tests {
         let cli = parse(&["--config", "/x.toml", "-f", "unban", "10.0.0.0/8"]);
         assert!(cli.foreground);
         assert!(matches!(cli.command, Command::Unban(_)));
+    }
+
+    // See: issue 13, item 0
+    #[test]
+    fn the_old_scripts_options_may_precede_the_command() {
+        let t = target(parse(&[
+            "-f",
+            "-i",
+            "fail2ban",
+            "-c",
+            "hello",
+            "ban",
+            "192.0.2.60",
+        ]));
+        assert_eq!(
+            (t.ipset.as_deref(), t.comment.as_deref()),
+            (Some("fail2ban"), Some("hello"))
+        );
+        let cli = parse(&["-fm", "-t", "1700000000", "unban", "192.0.2.61"]);
+        assert!(cli.foreground && cli.manual);
+        assert_eq!(target(cli).time, Some(1_700_000_000.0));
+        let t = target(parse(&["--ipset", "a", "--time", "5", "ban", "192.0.2.1"]));
+        assert_eq!((t.ipset.as_deref(), t.time), (Some("a"), Some(5.0)));
+        let cli = parse(&["-i", "f2b", "status"]);
+        assert!(
+            matches!(cli.command, Command::Status(Status { ipset: Some(ref i), .. }) if i == "f2b")
+        );
+        let cli = parse(&["-i", "f2b", "-c", "x", "sandbox", "ban", "192.0.2.1"]);
+        let Command::Sandbox(SandboxArgs {
+            command: SandboxCommand::Ban(t),
+            ..
+        }) = cli.command
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (t.ipset.as_deref(), t.comment.as_deref()),
+            (Some("f2b"), Some("x"))
+        );
+    }
+
+    // See: issue 13, item 0
+    #[test]
+    fn an_option_after_the_command_wins_over_one_before() {
+        let t = target(parse(&["-i", "before", "ban", "192.0.2.1", "-i", "after"]));
+        assert_eq!(t.ipset.as_deref(), Some("after"));
+    }
+
+    // See: issue 13, item 0
+    #[test]
+    fn an_option_the_command_lacks_is_a_usage_error_naming_it() {
+        for (args, option) in [
+            (&["-c", "x", "status"][..], "-c/--comment"),
+            (&["-t", "1", "start"][..], "-t/--timestamp"),
+            (&["-i", "x", "flush"][..], "-i/--ipset"),
+            (&["-i", "x", "trust"][..], "-i/--ipset"),
+            (&["-c", "x", "sandbox", "check"][..], "-c/--comment"),
+        ] {
+            let err = try_parse(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            let text = err.to_string();
+            assert!(text.contains(option), "{args:?}: {text}");
+            assert!(text.contains("does not apply to"), "{text}");
+        }
     }
 
     #[test]

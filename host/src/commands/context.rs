@@ -4,7 +4,7 @@
 
 use crate::cli::Target;
 use crate::config::Config;
-use crate::error::{Failure, Result};
+use crate::error::Result;
 use crate::runtime::Source;
 use crate::runtime::session::Session;
 use crate::state::db::Db;
@@ -24,10 +24,9 @@ impl Context {
         Session::open(&self.config, self.source.clone())
     }
 
+    /// The state database; its failure says what to do (`Db::open`).
     pub fn db(&self) -> Result<Db> {
-        Db::open(&self.config.state_dir).map_err(|e| {
-            Failure::config(e).hint("Check [state] dir: it must be writable by the user fail2ban runs as (usually root).")
-        })
+        Db::open(&self.config.state_dir)
     }
 }
 

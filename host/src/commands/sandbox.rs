@@ -38,7 +38,7 @@ pub fn run(args: SandboxArgs, policy: Option<PathBuf>) -> Result<String> {
     let mut instance = instantiate(&source, memory, &args)?;
     let outcome = call(&mut instance, &args.command, &ipset);
     let pve = &instance.state().pve;
-    print!("{}", report(&source, pve, &ipset));
+    crate::output::write(&report(&source, pve, &ipset));
     if let (Some(path), Some(memory)) = (&args.save, pve.memory()) {
         std::fs::write(path, cluster_fw(memory)).map_err(|e| {
             Failure::input(format!("cannot write --save '{}': {e}", path.display()))

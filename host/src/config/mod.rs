@@ -6,13 +6,17 @@
 
 mod fingerprint;
 mod host;
+mod redact;
 mod rules;
 mod token;
 mod toml;
 
 pub use fingerprint::{format_fingerprint, parse_fingerprint};
 pub use host::HostPort;
-pub use rules::{DEFAULT_FUEL, DEFAULT_MEMORY, Limits, Rules, check_network};
+pub use rules::{
+    DEFAULT_FUEL, DEFAULT_MEMORY, DEFAULT_WIDEST_IPV4, DEFAULT_WIDEST_IPV6, Limits, Rules,
+    check_network,
+};
 pub use token::Token;
 
 use crate::error::{Failure, Result};
@@ -80,7 +84,8 @@ pub enum Trust {
 }
 
 impl Config {
-    /// Reads and checks the file at `path`.
+    /// Reads and checks the file at `path`. No error shows a secret of the
+    /// file (or of its `token_file`), whatever key it was put under.
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Failure::config(format!("cannot read config '{}': {e}", path.display())).hint(
@@ -88,31 +93,37 @@ impl Config {
             )
         })?;
         let file = toml::parse(&text)
-            .map_err(|e| Failure::config(format!("config '{}': {e}", path.display())))?;
-        Config::from_file(path, file)
+            .map_err(|e| Failure::config(format!("config '{}', {e}", path.display())))?;
+        let mut secrets = redact::Secrets::from_text(&text);
+        Config::from_file(path, file, &mut secrets).map_err(|failure| Failure {
+            message: secrets.scrub(&failure.message),
+            hint: failure.hint.map(|hint| secrets.scrub(&hint)),
+            ..failure
+        })
     }
 
-    fn from_file(path: &Path, file: toml::File) -> Result<Config> {
+    fn from_file(path: &Path, file: toml::File, secrets: &mut redact::Secrets) -> Result<Config> {
         let bad = |msg: String| Failure::config(format!("config '{}': {msg}", path.display()));
         let mut warnings = Vec::new();
         let pve = file.pve;
 
-        let mut hosts = match (pve.host, pve.hosts) {
+        let (key, given) = match (pve.host, pve.hosts) {
             (Some(_), Some(_)) => {
                 return Err(bad("[pve] has both host and hosts: keep one".into()));
             }
-            (Some(one), None) => vec![one],
-            (None, Some(many)) if !many.is_empty() => many,
+            (Some(one), None) => ("host", vec![one]),
+            (None, Some(many)) if !many.is_empty() => ("hosts", many),
             _ => {
                 return Err(bad(
                     "[pve] host is missing: set it to the PVE node, e.g. host = \"192.168.0.1\" (or hosts = [...] for several nodes)"
                         .into(),
                 ));
             }
-        }
-        .into_iter()
-        .map(|h| HostPort::parse(&h).map_err(|e| bad(format!("[pve] host: {e}"))))
-        .collect::<Result<Vec<_>>>()?;
+        };
+        let mut hosts = given
+            .iter()
+            .map(|h| HostPort::parse(h).map_err(|e| bad(format!("[pve] {key}: {e}"))))
+            .collect::<Result<Vec<_>>>()?;
         let host = hosts.remove(0);
 
         let token_path = pve.token_file.clone().unwrap_or_else(|| path.to_path_buf());
@@ -126,8 +137,11 @@ impl Config {
             }
             (None, Some(file)) => {
                 warn_if_readable_by_others(file, &mut warnings);
-                std::fs::read_to_string(file)
-                    .map_err(|e| bad(format!("cannot read token_file '{}': {e}", file.display())))?
+                let text = std::fs::read_to_string(file).map_err(|e| {
+                    bad(format!("cannot read token_file '{}': {e}", file.display()))
+                })?;
+                secrets.add(&text);
+                text
             }
             (None, None) => {
                 return Err(bad(
@@ -165,7 +179,7 @@ impl Config {
         let timeout = pve.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS);
         if !(timeout > 0.0 && timeout <= 600.0) {
             return Err(bad(format!(
-                "[pve] timeout = {timeout}: give seconds between 0 and 600"
+                "[pve] timeout = {timeout}: give seconds more than 0 and at most 600 (default {DEFAULT_TIMEOUT_SECS})"
             )));
         }
         let state_dir = file
