@@ -150,7 +150,12 @@ impl Config {
                 ));
             }
         };
-        let token = Token::parse(&token_text).map_err(|e| bad(format!("[pve] token: {e}")))?;
+        let token_key = match &pve.token_file {
+            Some(file) => format!("token_file '{}'", file.display()),
+            None => "token".into(),
+        };
+        let token =
+            Token::parse(&token_text).map_err(|e| bad(format!("[pve] {token_key}: {e}")))?;
 
         let trust = match (pve.fingerprint, pve.ca_file) {
             (Some(_), Some(_)) => {

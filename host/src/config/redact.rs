@@ -30,7 +30,9 @@ pub(super) fn toml_error(text: &str, err: &::toml::de::Error, names: &[&str]) ->
         out.push_str(&format!("line {line}, column {column}: "));
     }
     out.push_str(&redact_message(err.message(), text, span.clone(), names));
-    if let Some(span) = &span {
+    // At the end of the file (an unterminated multi-line string), the
+    // table above is not where the mistake is.
+    if let Some(span) = span.filter(|s| s.start < text.trim_end().len()) {
         out.push_str(&where_in_file(text, span.start, names));
     }
     Secrets::from_text(text).scrub(&out)
