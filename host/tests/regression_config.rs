@@ -43,7 +43,7 @@ fn mode(path: &Path) -> u32 {
 /// what its error must still say (line, key, problem).
 struct Case {
     name: &'static str,
-    text: String,
+    text: Vec<u8>,
     says: Vec<&'static str>,
 }
 
@@ -69,9 +69,11 @@ fn corpus(s: &Setup) -> Vec<Case> {
     std::fs::write(&binary_file, bytes).unwrap();
     let case = |name, text: String, says: &[&'static str]| Case {
         name,
-        text,
+        text: text.into_bytes(),
         says: says.to_vec(),
     };
+    let mut not_utf8 = format!("[pve]\ntoken = \"{token}").into_bytes();
+    not_utf8.extend_from_slice(&[0xc3, 0x28, b'"', b'\n']);
     vec![
         // The corpus of the issue: TOML errors on the secret's own line.
         case(
@@ -298,6 +300,11 @@ fn corpus(s: &Setup) -> Vec<Case> {
             format!("{good_pve}\u{0}"),
             &["line 5"],
         ),
+        Case {
+            name: "not UTF-8",
+            text: not_utf8,
+            says: vec!["cannot read config", "UTF-8"],
+        },
     ]
 }
 
@@ -307,7 +314,7 @@ fn r10_5_no_config_error_shows_the_secret() {
     let s = Setup::new();
     let mut checked = 0;
     for case in corpus(&s) {
-        s.write_config(&case.text);
+        std::fs::write(&s.config, &case.text).unwrap();
         for command in CONFIG_COMMANDS {
             let r = s.run(command);
             let all = r.all();
@@ -330,20 +337,6 @@ fn r10_5_no_config_error_shows_the_secret() {
     }
     assert!(s.emu.requests().is_empty(), "{:?}", s.emu.requests());
     assert!(checked >= 400, "{checked}");
-}
-
-// See: issue 10, finding 5
-#[test]
-fn r10_5_a_config_file_that_is_not_utf8_shows_no_secret() {
-    let s = Setup::new();
-    let mut bytes = format!("[pve]\ntoken = \"{TOKEN_ID}={SECRET}").into_bytes();
-    bytes.extend_from_slice(&[0xc3, 0x28, b'"', b'\n']);
-    std::fs::write(&s.config, bytes).unwrap();
-    for command in CONFIG_COMMANDS {
-        let r = s.run(command);
-        assert_eq!(r.code, 3, "{command:?}: {r:?}");
-        assert_eq!(leaks(&r.all(), SECRET), None, "{command:?}: {r:?}");
-    }
 }
 
 /// Host strings that are not a host name or IP literal with an optional
@@ -425,7 +418,8 @@ fn r10_10_a_closed_stdout_ends_quietly_with_exit_0() {
     assert_eq!(s.run(&["trust", "--yes"]).code, 0);
     assert_eq!(s.run(&["-f", "ban", "192.0.2.8"]).code, 0);
     for args in [
-        &["doctor"][..],
+        &["sandbox", "ban", "192.0.2.9"][..],
+        &["doctor"],
         &["status"],
         &["status", "--json"],
         &["status", "--prometheus"],
@@ -433,7 +427,6 @@ fn r10_10_a_closed_stdout_ends_quietly_with_exit_0() {
         &["-h"],
         &["--version"],
         &["ban", "--help"],
-        &["sandbox", "ban", "192.0.2.9"],
         &["-f", "ban", "192.0.2.10"],
         &["trust"],
         &["sync"],
