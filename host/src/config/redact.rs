@@ -30,9 +30,10 @@ pub(super) fn toml_error(text: &str, err: &::toml::de::Error, names: &[&str]) ->
         out.push_str(&format!("line {line}, column {column}: "));
     }
     out.push_str(&redact_message(err.message(), text, span.clone(), names));
-    // At the end of the file (an unterminated multi-line string), the
-    // table above is not where the mistake is.
-    if let Some(span) = span.filter(|s| s.start < text.trim_end().len()) {
+    // An unterminated multi-line string is reported where the file ends:
+    // the key and table there are not where the mistake is.
+    let far_from_its_start = err.message().contains("multi-line");
+    if let Some(span) = span.filter(|_| !far_from_its_start) {
         out.push_str(&where_in_file(text, span.start, names));
     }
     Secrets::from_text(text).scrub(&out)
