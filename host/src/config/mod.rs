@@ -8,6 +8,7 @@ mod fingerprint;
 mod host;
 mod redact;
 mod rules;
+mod secrets;
 mod token;
 mod toml;
 
@@ -94,7 +95,7 @@ impl Config {
         })?;
         let file = toml::parse(&text)
             .map_err(|e| Failure::config(format!("config '{}', {e}", path.display())))?;
-        let mut secrets = redact::Secrets::from_text(&text);
+        let mut secrets = secrets::Secrets::from_text(&text);
         Config::from_file(path, file, &mut secrets).map_err(|failure| Failure {
             message: secrets.scrub(&failure.message),
             hint: failure.hint.map(|hint| secrets.scrub(&hint)),
@@ -102,7 +103,7 @@ impl Config {
         })
     }
 
-    fn from_file(path: &Path, file: toml::File, secrets: &mut redact::Secrets) -> Result<Config> {
+    fn from_file(path: &Path, file: toml::File, secrets: &mut secrets::Secrets) -> Result<Config> {
         let bad = |msg: String| Failure::config(format!("config '{}': {msg}", path.display()));
         let mut warnings = Vec::new();
         let pve = file.pve;

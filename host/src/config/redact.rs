@@ -7,17 +7,16 @@
 //! and loses every value. Nothing depends on which key holds a secret: every
 //! quoted value is redacted, a name is shown only when it is one of ours (or
 //! a typo of one), and as a last net any piece of the file's text that made
-//! it into the words is cut out. [`Secrets`] does the same for the checks
-//! after parsing, whose messages quote the values they refuse.
+//! it into the words is cut out, and so is any piece of a secret
+//! ([`Secrets`], which also guards the checks after parsing).
 
+use super::secrets::Secrets;
 use std::ops::Range;
 
 /// What stands for a value that is not shown.
-const REDACTED: &str = "…";
+pub(super) const REDACTED: &str = "…";
 /// Pieces of the file this long are cut out of a parser's words.
 const SOURCE_PIECE: usize = 12;
-/// Pieces of a secret this long are cut out of any message.
-const SECRET_PIECE: usize = 8;
 
 /// `line L, column C: MESSAGE (key 'K' in [T])`, with no value of the file.
 pub(super) fn toml_error(text: &str, err: &::toml::de::Error, names: &[&str]) -> String {
@@ -189,7 +188,7 @@ fn cut_source_pieces(words: &str, text: &str) -> String {
 }
 
 /// The byte ranges of every run of `n` characters.
-fn windows(text: &str, n: usize) -> Vec<Range<usize>> {
+pub(super) fn windows(text: &str, n: usize) -> Vec<Range<usize>> {
     let mut bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
     bounds.push(text.len());
     (0..bounds.len().saturating_sub(n))
@@ -198,7 +197,7 @@ fn windows(text: &str, n: usize) -> Vec<Range<usize>> {
 }
 
 /// The text with each marked run of bytes replaced by one `…`.
-fn rebuild(text: &str, marked: &[bool]) -> String {
+pub(super) fn rebuild(text: &str, marked: &[bool]) -> String {
     let mut out = String::with_capacity(text.len());
     let mut in_run = false;
     for (i, c) in text.char_indices() {
@@ -254,131 +253,6 @@ fn table_header(line: &str) -> Option<&str> {
         .and_then(|i| i.strip_suffix(']'))
         .unwrap_or(inner);
     Some(inner.trim())
-}
-
-/// Values that must never appear in a message: those of keys named like a
-/// secret (`token`, `api_key`, `password`, `*_secret`, …) in any table, the
-/// secret part of anything shaped like a PVE token (wherever it was put),
-/// and what a `token_file` holds.
-#[derive(Default)]
-pub(super) struct Secrets(Vec<String>);
-
-impl Secrets {
-    pub(super) fn from_text(text: &str) -> Secrets {
-        let mut secrets = Secrets::default();
-        if let Ok(table) = ::toml::from_str::<::toml::Table>(text) {
-            secrets.walk_table(&table);
-        }
-        // Also by line, for a file that does not parse.
-        for line in text.lines() {
-            if let Some((key, value)) = line.split_once('=')
-                && is_secret_key(key.trim().trim_matches(['"', '\'']))
-            {
-                secrets.add(value.trim().trim_matches(['"', '\'', '[', ']', ' ']));
-            }
-            for word in line.split([' ', '"', '\'', '[', ']', ',', '\t']) {
-                secrets.add_if_token(word);
-            }
-        }
-        secrets
-    }
-
-    fn walk_table(&mut self, table: &::toml::Table) {
-        for (key, value) in table {
-            if is_secret_key(key) {
-                self.add_strings(value);
-            }
-            match value {
-                ::toml::Value::Table(inner) => self.walk_table(inner),
-                ::toml::Value::Array(items) => {
-                    for item in items {
-                        self.walk_value(item);
-                    }
-                }
-                other => self.walk_value(other),
-            }
-        }
-    }
-
-    fn walk_value(&mut self, value: &::toml::Value) {
-        match value {
-            ::toml::Value::String(s) => self.add_if_token(s),
-            ::toml::Value::Table(t) => self.walk_table(t),
-            ::toml::Value::Array(items) => items.iter().for_each(|i| self.walk_value(i)),
-            _ => {}
-        }
-    }
-
-    fn add_strings(&mut self, value: &::toml::Value) {
-        match value {
-            ::toml::Value::String(s) => self.add(s),
-            ::toml::Value::Array(items) => items.iter().for_each(|i| self.add_strings(i)),
-            ::toml::Value::Table(t) => t.values().for_each(|v| self.add_strings(v)),
-            _ => {}
-        }
-    }
-
-    /// The secret part of anything shaped like a PVE token.
-    fn add_if_token(&mut self, text: &str) {
-        if let Some(secret) = token_secret(text) {
-            self.push(secret);
-        }
-    }
-
-    /// A secret value: of a token only the part after the last `=` (the id
-    /// is named in messages), else all of it, line by line.
-    pub(super) fn add(&mut self, value: &str) {
-        match token_secret(value) {
-            Some(secret) => self.push(secret),
-            None => value.lines().for_each(|line| self.push(line)),
-        }
-    }
-
-    fn push(&mut self, secret: &str) {
-        let secret = secret.trim();
-        if secret.chars().count() >= 4 && !self.0.iter().any(|s| s == secret) {
-            self.0.push(secret.to_string());
-        }
-    }
-
-    /// The message with every piece of a secret cut out.
-    pub(super) fn scrub(&self, message: &str) -> String {
-        let mut marked = vec![false; message.len()];
-        for secret in &self.0 {
-            let piece = SECRET_PIECE.min(secret.chars().count());
-            for window in windows(secret, piece) {
-                let window = &secret[window];
-                for (at, _) in message.match_indices(window) {
-                    marked[at..at + window.len()].fill(true);
-                }
-            }
-        }
-        rebuild(message, &marked)
-    }
-}
-
-/// `USER@REALM!TOKENID=SECRET` (PVE splits at the last `=`): `SECRET`.
-fn token_secret(text: &str) -> Option<&str> {
-    let (id, secret) = text.trim().rsplit_once('=')?;
-    (id.contains('@') && id.contains('!')).then_some(secret)
-}
-
-/// A key whose value is a password, wherever it is: `token`, `api_key`,
-/// `password`, `secret`, and `*_token`, `*_key`, `*_secret`, `*_password`.
-fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    [
-        "token",
-        "api_key",
-        "apikey",
-        "password",
-        "secret",
-        "passphrase",
-    ]
-    .contains(&key.as_str())
-        || ["_token", "_key", "_secret", "_password"]
-            .iter()
-            .any(|end| key.ends_with(end))
 }
 
 #[cfg(test)]
@@ -438,27 +312,5 @@ mod tests {
         assert!(!shown(SECRET, NAMES));
         assert!(!shown("6043ef45632a", NAMES));
         assert!(!shown("Zm9vYmFyYmF6cXV4", NAMES));
-    }
-
-    #[test]
-    fn secrets_are_found_by_key_and_by_shape_and_scrubbed() {
-        let s = Secrets::from_text(&format!(
-            "[pve]\nfingerprint = \"root@pam!x={SECRET}\"\n[crowdsec]\napi_key = \"abcdefgh12345678\"\n"
-        ));
-        let m = s.scrub(&format!(
-            "'{SECRET}' and 'xxabcdefgh12345678' and {}",
-            &SECRET[3..20]
-        ));
-        assert!(
-            !m.contains("abcdefgh") && !m.contains(&SECRET[3..11]),
-            "{m}"
-        );
-        assert!(m.starts_with("'…' and 'xx…' and …"), "{m}");
-    }
-
-    #[test]
-    fn the_secret_of_an_unparsable_file_is_found_by_line() {
-        let s = Secrets::from_text(&format!("[pve]\ntoken = \"{SECRET}\n"));
-        assert_eq!(s.scrub(&format!("x {SECRET} y")), "x … y");
     }
 }
