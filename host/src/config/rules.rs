@@ -30,8 +30,16 @@ impl Default for Limits {
     }
 }
 
-/// The administrator's rules, passed to the policy as settings.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The widest IPv4 entry a policy may write by default: no fail2ban ban
+/// needs more than a /16.
+pub const DEFAULT_WIDEST_IPV4: u8 = 16;
+/// The widest IPv6 entry a policy may write by default: a site's /48 is
+/// well inside it.
+pub const DEFAULT_WIDEST_IPV6: u8 = 32;
+
+/// The administrator's rules, passed to the policy as settings; never_ban
+/// and the widest prefixes are also enforced by the host's guard.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rules {
     /// Networks (or addresses) never to ban, checked by the host.
     pub never_ban: Vec<String>,
@@ -41,6 +49,23 @@ pub struct Rules {
     pub allow_paths: Vec<String>,
     /// `[policy_settings]`, as text.
     pub policy_settings: BTreeMap<String, String>,
+    /// No entry wider than this prefix length (IPv4), whatever the policy.
+    pub widest_ipv4: u8,
+    /// No entry wider than this prefix length (IPv6), whatever the policy.
+    pub widest_ipv6: u8,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            never_ban: Vec::new(),
+            ipv6_prefix: None,
+            allow_paths: Vec::new(),
+            policy_settings: BTreeMap::new(),
+            widest_ipv4: DEFAULT_WIDEST_IPV4,
+            widest_ipv6: DEFAULT_WIDEST_IPV6,
+        }
+    }
 }
 
 const MIN_MEMORY_MIB: u64 = 2;
@@ -83,6 +108,15 @@ pub(super) fn rules(
     for path in &file.allow_paths {
         check_path(path).map_err(|e| format!("[rules] allow_paths: {e}"))?;
     }
+    let widest = |key: &str, value: Option<u8>, default: u8, bits: u8| match value {
+        None => Ok(default),
+        Some(p) if (1..=bits).contains(&p) => Ok(p),
+        Some(p) => Err(format!(
+            "[rules] {key} = {p}: give a prefix length from 1 to {bits} (default {default})"
+        )),
+    };
+    let widest_ipv4 = widest("widest_ipv4", file.widest_ipv4, DEFAULT_WIDEST_IPV4, 32)?;
+    let widest_ipv6 = widest("widest_ipv6", file.widest_ipv6, DEFAULT_WIDEST_IPV6, 128)?;
     let policy_settings = settings
         .into_iter()
         .map(|(key, value)| {
@@ -102,6 +136,8 @@ pub(super) fn rules(
             .map(|p| p.trim_end_matches('/').to_string())
             .collect(),
         policy_settings,
+        widest_ipv4,
+        widest_ipv6,
     })
 }
 
@@ -114,9 +150,11 @@ pub fn check_network(text: &str) -> Result<(), String> {
     let bad = || format!("'{text}' is not an address or network like 10.0.0.0/8");
     let addr: IpAddr = addr.parse().map_err(|_| bad())?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
-    match prefix.map(str::parse::<u8>) {
+    // Digits only: `u8::from_str` would take `+8`, which the guard does not.
+    let digits = |p: &str| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit());
+    match prefix {
         None => Ok(()),
-        Some(Ok(p)) if p <= max => Ok(()),
+        Some(p) if digits(p) && p.parse::<u8>().is_ok_and(|p| p <= max) => Ok(()),
         Some(_) => Err(bad()),
     }
 }
@@ -179,6 +217,9 @@ mod tests {
         assert_eq!(r.allow_paths, ["/cluster/firewall/rules"]);
         assert_eq!(r.policy_settings["threshold"], "3");
         assert_eq!(r.policy_settings["name"], "x");
+        assert_eq!((r.widest_ipv4, r.widest_ipv6), (16, 32));
+        let r = rules_of("[rules]\nwidest_ipv4 = 8\nwidest_ipv6 = 20\n").unwrap();
+        assert_eq!((r.widest_ipv4, r.widest_ipv6), (8, 20));
     }
 
     #[test]
@@ -189,6 +230,10 @@ mod tests {
         assert!(e.contains("ipv6_prefix = 0"), "{e}");
         let e = rules_of("[rules]\nallow_paths = [\"/cluster/../access\"]\n").unwrap_err();
         assert!(e.contains("allow_paths"), "{e}");
+        let e = rules_of("[rules]\nwidest_ipv4 = 33\n").unwrap_err();
+        assert!(e.contains("widest_ipv4 = 33"), "{e}");
+        let e = rules_of("[rules]\nwidest_ipv6 = 0\n").unwrap_err();
+        assert!(e.contains("widest_ipv6 = 0"), "{e}");
         let e = rules_of("[rules]\nnevr_ban = []\n").unwrap_err();
         assert!(e.contains("nevr_ban"), "{e}");
     }

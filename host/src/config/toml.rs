@@ -46,6 +46,10 @@ pub struct Rules {
     pub ipv6_prefix: Option<u8>,
     #[serde(default)]
     pub allow_paths: Vec<String>,
+    /// The widest IPv4 entry the host lets a policy write (prefix length).
+    pub widest_ipv4: Option<u8>,
+    /// The widest IPv6 entry the host lets a policy write (prefix length).
+    pub widest_ipv6: Option<u8>,
 }
 
 #[derive(Debug, Default, Deserialize)]

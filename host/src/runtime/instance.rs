@@ -116,7 +116,7 @@ impl Instance {
 
     /// The IPSet the admin named for this call (config or `-i`) is granted.
     fn grant_ipset(&mut self, ipset: &str) {
-        self.store.data_mut().pve.grant.allow_ipset(ipset);
+        self.store.data_mut().pve.guard.allow_ipset(ipset);
     }
 
     fn nonsense(&self, what: &str, answer: &str) -> Failure {

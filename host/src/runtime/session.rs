@@ -4,6 +4,7 @@
 use super::instance::Instance;
 use super::{Source, instantiate};
 use crate::bindings::{BanRequest, Entry, PolicyError, Refusal, RefusalCause};
+use crate::capabilities::pve::{Write, WriteOutcome};
 use crate::config::Config;
 use crate::error::{Failure, Result};
 use crate::state::queue::{Action, Request};
@@ -87,8 +88,54 @@ impl Session {
     }
 
     /// The entry writes the last calls made (see `capabilities::pve::Write`).
-    pub fn take_writes(&mut self) -> Vec<crate::capabilities::pve::Write> {
+    pub fn take_writes(&mut self) -> Vec<Write> {
         self.instance.state_mut().pve.take_writes()
+    }
+
+    /// The host's own removal of an entry this instance wrote (`sync`
+    /// removing an expired one, with no request to hand the policy): the
+    /// guard's read, tag check and digested DELETE, as for a policy's
+    /// DELETE, and recorded in [`Session::take_writes`] like it.
+    ///
+    /// `Ok` is `Deleted`, `Absent` (nothing sent) or `NotOurs` (left
+    /// alone). A failure's remedy comes from the status alone: 401 and 403
+    /// hold (a person must fix the token), another 4xx drops, a 5xx and no
+    /// answer retry.
+    pub fn delete_own_entry(&mut self, ipset: &str, cidr: &str) -> Answer<WriteOutcome> {
+        let pve = &mut self.instance.state_mut().pve;
+        let answer = pve.delete_own_entry(ipset, cidr);
+        let outcome = pve.writes().last().map(|w| w.outcome);
+        let what = format!("remove '{cidr}' from IPSet '{ipset}'");
+        match answer {
+            Ok(r) if (200..300).contains(&r.status) => Ok(outcome.unwrap_or(WriteOutcome::Deleted)),
+            Ok(r) => {
+                let refusal = Refusal {
+                    status: r.status,
+                    message: crate::log::sanitize(&r.reason),
+                    cause: match r.status {
+                        401 => RefusalCause::Authentication,
+                        403 => RefusalCause::Permission,
+                        _ => RefusalCause::Other,
+                    },
+                };
+                let (kind, label) = match r.status {
+                    401 | 403 => (Remedy::Hold, "config"),
+                    500.. => (Remedy::Retry, "transient"),
+                    _ => (Remedy::Drop, "rejected"),
+                };
+                Err(Reported {
+                    failure: self.refused(&refusal, ipset).context(what),
+                    kind,
+                    label,
+                })
+            }
+            Err(PolicyError::NotOurs(_)) => Ok(WriteOutcome::NotOurs),
+            Err(error) => {
+                let mut reported = self.report(error, ipset);
+                reported.failure = reported.failure.context(what);
+                Err(reported)
+            }
+        }
     }
 
     /// The IPSet's entries, with the owners the policy recognises.
