@@ -46,6 +46,15 @@ fn check(file: &Path) -> Result<String> {
         has_action |= unversioned(export) == ACTION;
         let _ = writeln!(out, "  {export}");
     }
+    if let Some(why) = bindings::version_mismatch(&engine, &component) {
+        return Err(
+            Failure::config(format!("{name} cannot be used: {why}\n\n{out}")).hint(format!(
+                "Rebuild it against this fail2pvefw's wit/policy.wit (package {}@{}).",
+                bindings::PACKAGE,
+                bindings::VERSION
+            )),
+        );
+    }
     if !has_action {
         return Err(Failure::config(format!(
             "{name} does not export '{ACTION}': it is not a fail2pvefw policy\n\n{out}"

@@ -105,12 +105,21 @@ fn call(instance: &mut Instance, command: &SandboxCommand, ipset: &str) -> Resul
     let (what, outcome) = match command {
         SandboxCommand::Ban(t) => {
             let req = request(t, ipset);
-            let checked = instance.validate(&req)?;
-            let outcome = match checked {
-                Ok(_) => instance.ban(&req)?,
+            let what = format!("ban '{}'", t.ip);
+            let outcome = match instance.validate(&req)? {
+                Ok(entry) => {
+                    // The host's own rules before anything is sent, as a
+                    // real run checks them before it queues the ban.
+                    let guard = &instance.state().pve.guard;
+                    if let Err(why) = guard.check_entry(ipset, &entry) {
+                        let refused = format!("'{entry}' is refused by the host: {why}");
+                        return Err(Failure::input(refused).context(what));
+                    }
+                    instance.ban(&req)?
+                }
                 Err(e) => Err(e),
             };
-            (format!("ban '{}'", t.ip), outcome)
+            (what, outcome)
         }
         SandboxCommand::Unban(t) => {
             let req = request(t, ipset);

@@ -96,6 +96,14 @@ impl Guard {
         &self.instance
     }
 
+    /// The entry rules of a POST of `cidr` to `ipset`, without the rest of
+    /// a request: what the host checks before it queues a ban. `Err` names
+    /// the rule, without the entry.
+    pub fn check_entry(&self, ipset: &str, cidr: &str) -> Result<entry::Stored, String> {
+        let purpose = self.ipsets.get(ipset).copied().unwrap_or_default();
+        self.rules.check(cidr, purpose)
+    }
+
     /// `Ok` when `method path params` may be sent, and how; `Err` says why
     /// not, naming the rule. The path is what follows `/api2/json`,
     /// percent-encoded.
