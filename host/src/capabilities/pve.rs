@@ -234,7 +234,9 @@ impl Pve {
             let instance = self.guard.instance().to_string();
             if !owner::is_ours(comment.as_deref(), &instance) {
                 let why = owner::not_ours(comment.as_deref(), &instance);
-                log::info(&format!("left {cidr} in IPSet '{ipset}' alone: {why}"));
+                log::info(&format!(
+                    "the host sent no {method} of {cidr} in IPSet '{ipset}': {why}"
+                ));
                 self.calls
                     .push(format!("{method} {path} -> left alone by the host: {why}"));
                 self.record(ipset, cidr, comment, WriteOutcome::NotOurs);
