@@ -27,14 +27,18 @@ pub fn version_mismatch(engine: &Engine, component: &Component) -> Option<String
         .map(|(name, _)| name.to_string())
         .chain(ty.exports(engine).map(|(name, _)| name.to_string()))
         .collect();
-    let wanted = VERSION.rsplit_once('.').map_or(VERSION, |(minor, _)| minor);
-    let other = names.iter().find_map(|name| {
-        let (interface, version) = name.split_once('@')?;
-        let ours = interface.starts_with(&format!("{PACKAGE}/"));
-        let same = version == wanted || version.starts_with(&format!("{wanted}."));
-        (ours && !same).then(|| version.to_string())
-    })?;
+    let other = names.iter().find_map(|name| other_version(name))?;
     Some(format!(
         "it is built for {PACKAGE}@{other}; this fail2pvefw runs {PACKAGE}/action@{VERSION}"
     ))
+}
+
+/// The version of an import or export name of the policy package when it
+/// is not this host's (`fail2pvefw:policy/pve@0.1.0` → `0.1.0`).
+pub fn other_version(name: &str) -> Option<&str> {
+    let (interface, version) = name.split_once('@')?;
+    let wanted = VERSION.rsplit_once('.').map_or(VERSION, |(minor, _)| minor);
+    let ours = interface.starts_with(&format!("{PACKAGE}/"));
+    let same = version == wanted || version.starts_with(&format!("{wanted}."));
+    (ours && !same).then_some(version)
 }
