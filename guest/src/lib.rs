@@ -62,7 +62,14 @@ impl Guest for Policy {
     fn ban(req: BanRequest) -> Result<String, WitError> {
         let (ipset, entry) = checked(&req)?;
         let comment = entry_comment(&req);
-        Ok(plan::ban(&mut HostPve, &ipset, &entry, &comment)?)
+        let instance = owner::tag_name(&req.instance);
+        Ok(plan::ban(
+            &mut HostPve,
+            &ipset,
+            &entry,
+            &comment,
+            &instance,
+        )?)
     }
 
     fn unban(req: BanRequest) -> Result<String, WitError> {

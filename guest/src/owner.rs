@@ -30,7 +30,7 @@ impl Owner {
         bantime: Option<i64>,
     ) -> Owner {
         Owner {
-            instance: name(instance).unwrap_or_else(|| "fail2pvefw".into()),
+            instance: tag_name(instance),
             jail: jail.and_then(name),
             expires: bantime
                 .filter(|&t| t >= 0)
@@ -68,6 +68,11 @@ impl Owner {
             expires,
         })
     }
+}
+
+/// This instance's name as its tags carry it.
+pub fn tag_name(instance: &str) -> String {
+    name(instance).unwrap_or_else(|| "fail2pvefw".into())
 }
 
 /// A name as a tag keeps it: letters, digits, `.`, `_`, `-`; at most 32.

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::cidr::{self, Entry};
 use crate::comment;
+use crate::owner::Owner;
 
 /// Where datacenter IPSets live, relative to `/api2/json`.
 pub const IPSET_API: &str = "/cluster/firewall/ipset";
@@ -177,12 +178,16 @@ pub fn validate(ipset: &str, ip: &str) -> Result<(IpsetName, Entry), Error> {
 
 /// `POST /cluster/firewall/ipset/{ipset}` with `cidr` and `comment`. An entry
 /// that is already there is success: fail2ban re-applies bans on restart,
-/// and a retried POST may have landed the first time.
+/// and a retried POST may have landed the first time. Then one GET of the
+/// entry says in the words whose it is: someone else's entry stays when
+/// this address is unbanned (the host sends no DELETE of it).
+/// `instance` is this instance as its tags name it.
 pub fn ban(
     pve: &mut impl Pve,
     ipset: &IpsetName,
     entry: &Entry,
     comment: &str,
+    instance: &str,
 ) -> Result<String, Error> {
     let params = [("cidr", entry.as_str()), ("comment", comment)];
     let response = pve.request(Method::Post, &ipset.path(), &params)?;
@@ -190,9 +195,45 @@ pub fn ban(
         return Ok(format!("added {entry} to IPSet '{ipset}'"));
     }
     if is_already_there(&response) {
-        return Ok(format!("{entry} was already in IPSet '{ipset}'"));
+        return Ok(already_there(pve, ipset, entry, instance));
     }
     Err(pve_error(&response))
+}
+
+/// The words for an entry a ban found already there, after one GET of it:
+/// ours, another instance's, or someone else's. If the read fails, just
+/// that it was there: the ban succeeded all the same.
+fn already_there(pve: &mut impl Pve, ipset: &IpsetName, entry: &Entry, instance: &str) -> String {
+    let plain = format!("{entry} was already in IPSet '{ipset}'");
+    let path = format!("{}/{}", ipset.path(), entry.path_segment());
+    let read = match pve.request(Method::Get, &path, &[]) {
+        Ok(read) if is_success(&read) => read,
+        _ => return plain,
+    };
+    let Some(data) = serde_json::from_str::<Value>(&read.body)
+        .ok()
+        .and_then(|body| body.get("data").cloned())
+        .filter(Value::is_object)
+    else {
+        return plain;
+    };
+    let comment = data.get("comment").and_then(Value::as_str);
+    match comment.and_then(Owner::parse) {
+        Some(owner) if owner.instance == instance => format!("{plain} (our entry)"),
+        Some(owner) => format!(
+            "{plain} as an entry of instance '{}': not ours, so unbanning it here leaves it",
+            owner.instance
+        ),
+        None => {
+            let shown = comment.map_or_else(
+                || "no comment".to_string(),
+                |c| format!("comment '{}'", comment::one_line(c, 100)),
+            );
+            format!(
+                "{plain} as someone else's entry ({shown}): not ours, so unbanning it leaves it"
+            )
+        }
+    }
 }
 
 /// `DELETE /cluster/firewall/ipset/{ipset}/{entry}`, the `/` of a prefix
@@ -572,6 +613,7 @@ mod tests {
             &set(),
             &entry("203.0.113.7"),
             "[2026/11/26 01:02:03] sshd",
+            "web01",
         );
         assert_eq!(result, Ok("added 203.0.113.7 to IPSet 'f2b'".into()));
         assert_eq!(
@@ -590,7 +632,7 @@ mod tests {
     #[test]
     fn ban_sends_the_canonical_entry() {
         let mut pve = FakePve::answering(200, "OK", r#"{"data":null}"#);
-        ban(&mut pve, &set(), &entry("2001:DB8::1/128"), "c").unwrap();
+        ban(&mut pve, &set(), &entry("2001:DB8::1/128"), "c", "web01").unwrap();
         assert_eq!(
             pve.only_call().params[0],
             ("cidr".into(), "2001:db8::1".into())
@@ -601,13 +643,79 @@ mod tests {
     fn ban_of_an_entry_already_there_is_success() {
         let mut pve = FakePve::answering(400, "Parameter verification failed.", DUPLICATE);
         assert_eq!(
-            ban(&mut pve, &set(), &entry("10.0.0.1/8"), "c"),
+            ban(&mut pve, &set(), &entry("10.0.0.1/8"), "c", "web01"),
             Ok("10.0.0.0/8 was already in IPSet 'f2b'".into())
         );
         // Older servers: no `message`.
         let old = r#"{"data":null,"errors":{"cidr":"address '10.0.0.0/8' already exists"}}"#;
         let mut pve = FakePve::answering(400, "Parameter verification failed.", old);
-        assert!(ban(&mut pve, &set(), &entry("10.0.0.0/8"), "c").is_ok());
+        assert!(ban(&mut pve, &set(), &entry("10.0.0.0/8"), "c", "web01").is_ok());
+    }
+
+    /// Answers each request with the next response, recording the paths.
+    struct Script(Vec<Response>, Vec<String>);
+
+    impl Pve for Script {
+        fn request(
+            &mut self,
+            _method: Method,
+            path: &str,
+            _params: &[(&str, &str)],
+        ) -> Result<Response, Error> {
+            self.1.push(path.to_string());
+            Ok(self.0.remove(0))
+        }
+    }
+
+    fn already_there_with(comment: Option<&str>) -> (Result<String, Error>, Vec<String>) {
+        let data = match comment {
+            Some(c) => serde_json::json!({"cidr": "192.0.2.50", "comment": c, "digest": "d"}),
+            None => serde_json::json!({"cidr": "192.0.2.50", "digest": "d"}),
+        };
+        let duplicate = DUPLICATE.replace("10.0.0.0/8", "192.0.2.50");
+        let mut pve = Script(
+            vec![
+                Response {
+                    status: 400,
+                    reason: "Parameter verification failed.".into(),
+                    body: duplicate,
+                },
+                Response {
+                    status: 200,
+                    reason: "OK".into(),
+                    body: serde_json::json!({ "data": data }).to_string(),
+                },
+            ],
+            Vec::new(),
+        );
+        let result = ban(&mut pve, &set(), &entry("192.0.2.50"), "c", "web01");
+        (result, pve.1)
+    }
+
+    #[test]
+    fn an_entry_already_there_is_read_once_to_say_whose_it_is() {
+        let (result, paths) = already_there_with(Some("manual-by-admin"));
+        assert_eq!(
+            result.unwrap(),
+            "192.0.2.50 was already in IPSet 'f2b' as someone else's entry (comment \
+             'manual-by-admin'): not ours, so unbanning it leaves it"
+        );
+        assert_eq!(
+            paths,
+            [
+                "/cluster/firewall/ipset/f2b",
+                "/cluster/firewall/ipset/f2b/192.0.2.50"
+            ]
+        );
+        let (result, _) = already_there_with(Some("[2020/01/01 00:00:00] x f2p:other/sshd/5"));
+        assert!(result.unwrap().contains("instance 'other': not ours"));
+        let (result, _) = already_there_with(Some("[2020/01/01 00:00:00] x f2p:web01/sshd/5"));
+        assert_eq!(
+            result.unwrap(),
+            "192.0.2.50 was already in IPSet 'f2b' (our entry)"
+        );
+        let (result, _) = already_there_with(None);
+        assert!(result.unwrap().contains("(no comment)"));
     }
 
     #[test]
@@ -615,7 +723,7 @@ mod tests {
         let body = r#"{"data":null,"errors":{"cidr":"a zero prefix is not allowed in ipset entries"},"message":"Parameter verification failed.\n"}"#;
         let mut pve = FakePve::answering(400, "Parameter verification failed.", body);
         assert_eq!(
-            ban(&mut pve, &set(), &entry("10.0.0.0/8"), "c"),
+            ban(&mut pve, &set(), &entry("10.0.0.0/8"), "c", "web01"),
             Err(rejected(
                 400,
                 "Parameter verification failed. (cidr: a zero prefix is not allowed in ipset entries)"
@@ -628,7 +736,7 @@ mod tests {
         let body = r#"{"data":null,"message":"no such IPSet 'f2b'\n"}"#;
         let mut pve = FakePve::answering(500, "no such IPSet 'f2b'", body);
         assert_eq!(
-            ban(&mut pve, &set(), &entry("1.2.3.4"), "c"),
+            ban(&mut pve, &set(), &entry("1.2.3.4"), "c", "web01"),
             Err(refused(500, "no such IPSet 'f2b'", Cause::NoSuchIpset))
         );
     }
@@ -638,7 +746,7 @@ mod tests {
         let reason = "unable to write '/etc/pve/firewall/cluster.fw.tmp.4242' - File too large";
         let mut pve = FakePve::answering(500, reason, r#"{"data":null}"#);
         assert_eq!(
-            ban(&mut pve, &set(), &entry("1.2.3.4"), "c"),
+            ban(&mut pve, &set(), &entry("1.2.3.4"), "c", "web01"),
             Err(refused(500, reason, Cause::Capacity))
         );
     }
@@ -649,7 +757,7 @@ mod tests {
         let body = format!(r#"{{"data":null,"message":"{reason}\n"}}"#);
         let mut pve = FakePve::answering(500, reason, &body);
         assert_eq!(
-            ban(&mut pve, &set(), &entry("1.2.3.4"), "c"),
+            ban(&mut pve, &set(), &entry("1.2.3.4"), "c", "web01"),
             Err(Error::Busy(format!("500 {reason}")))
         );
     }
@@ -661,7 +769,10 @@ mod tests {
             Error::Denied("POST /nodes is not granted".into()),
         ] {
             let mut pve = FakePve::failing(error.clone());
-            assert_eq!(ban(&mut pve, &set(), &entry("1.2.3.4"), "c"), Err(error));
+            assert_eq!(
+                ban(&mut pve, &set(), &entry("1.2.3.4"), "c", "web01"),
+                Err(error)
+            );
         }
     }
 
@@ -864,7 +975,7 @@ mod tests {
         let body = r#"{"data":null,"errors":{"comment":"address 'x' already exists"}}"#;
         let mut pve = FakePve::answering(400, "Parameter verification failed.", body);
         assert!(matches!(
-            ban(&mut pve, &set(), &entry("1.2.3.4"), "c"),
+            ban(&mut pve, &set(), &entry("1.2.3.4"), "c", "web01"),
             Err(Error::Rejected { status: 400, .. })
         ));
     }

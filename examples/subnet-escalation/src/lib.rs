@@ -3,6 +3,11 @@
 //! remove its member entries. An unban of a member keeps the subnet until its
 //! last member is unbanned, then removes it: ban and unban stay consistent.
 //!
+//! Every entry's comment ends with the ownership tag `f2p:INSTANCE/JAIL/-`
+//! (`wit/policy.wit`): the host lets a policy delete only entries that carry
+//! its instance's tag, so the subnet and member entries can be removed
+//! again, and an entry someone else wrote never is.
+//!
 //! Settings (the config's `[policy_settings]`): `threshold` (default 3),
 //! `window` in seconds (default 3600). Counters live in the `store` import:
 //! `hits/<subnet>` (recent addresses) and `escalated/<subnet>` (members).
@@ -56,7 +61,8 @@ impl Guest for SubnetEscalation {
     }
 
     fn ban(req: BanRequest) -> Result<String, Error> {
-        let comment = req.comment.unwrap_or_else(|| "subnet-escalation".into());
+        let text = req.comment.as_deref().unwrap_or("subnet-escalation");
+        let comment = logic::comment(text, &req.instance, req.jail.as_deref());
         Ok(escalation().ban(&mut Host, &mut Host, &req.ipset, &req.ip, &comment)?)
     }
 
@@ -64,7 +70,8 @@ impl Guest for SubnetEscalation {
         Ok(escalation().unban(&mut Host, &mut Host, &req.ipset, &req.ip)?)
     }
 
-    /// No ownership tags: `sync` must leave every entry alone.
+    /// No owners reported: `sync` leaves every entry alone (the tags carry
+    /// no expiry either); this policy removes its entries on unban only.
     fn entries(_ipset: String) -> Result<Vec<Entry>, Error> {
         Ok(Vec::new())
     }

@@ -62,6 +62,38 @@ pub fn subnet(addr: IpAddr) -> String {
     }
 }
 
+/// An entry's comment: `text` on one line, then the ownership tag
+/// `f2p:INSTANCE/JAIL/-` (no expiry: this policy removes its entries on
+/// unban, `sync` never does).
+pub fn comment(text: &str, instance: &str, jail: Option<&str>) -> String {
+    let name = |s: &str| -> String {
+        let kept: String = s
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+            .take(32)
+            .collect();
+        if kept.is_empty() || kept == "-" {
+            "-".into()
+        } else {
+            kept
+        }
+    };
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .filter(|w| !w.starts_with("f2p:"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let instance = match name(instance).as_str() {
+        "-" => "fail2pvefw".to_string(),
+        kept => kept.to_string(),
+    };
+    let jail = jail.map_or_else(|| "-".to_string(), name);
+    format!("{text} f2p:{instance}/{jail}/-")
+}
+
 fn path(ipset: &str, entry: Option<&str>) -> String {
     match entry {
         None => format!("/cluster/firewall/ipset/{ipset}"),
@@ -143,8 +175,10 @@ impl Escalation {
                 self.threshold
             ));
         }
-        let why = format!("subnet-escalation: {} bans in {net}", hits.len());
-        post(pve, ipset, &net, &why)?;
+        // The subnet's comment says why, and keeps the ban's tag.
+        let tag = comment.rsplit(' ').next().unwrap_or_default();
+        let why = format!("subnet-escalation: {} bans in {net} {tag}", hits.len());
+        post(pve, ipset, &net, why.trim_end())?;
         let members: Vec<String> = hits.into_iter().map(|(a, _)| a).collect();
         for member in &members {
             delete(pve, ipset, member)?;
@@ -321,6 +355,15 @@ mod tests {
         unban(&mut f, "2001:db8:1:2::3");
         assert!(set(&f).is_empty());
         assert!(f.kv.is_empty());
+    }
+
+    #[test]
+    fn comments_end_with_the_ownership_tag() {
+        assert_eq!(comment("hi", "web01", Some("sshd")), "hi f2p:web01/sshd/-");
+        assert_eq!(
+            comment("a\nb f2p:evil/-/-", "my host", None),
+            "a b f2p:myhost/-/-"
+        );
     }
 
     #[test]

@@ -161,15 +161,16 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct SandboxArgs {
-    /// Start from the IPSets of this cluster.fw [default: one empty IPSet]
+    /// Start from this cluster.fw [default: one empty IPSet]
     ///
-    /// Reads the [IPSET name] sections of a datacenter firewall file
-    /// (/etc/pve/firewall/cluster.fw); other sections are ignored. Without
-    /// it the sandbox holds one empty IPSet, named by -i or `fail2ban`.
+    /// Reads a datacenter firewall file (/etc/pve/firewall/cluster.fw) as
+    /// PVE reads it: its IPSets, and its options, aliases and rules too.
+    /// Without it the sandbox holds one empty IPSet, named by -i or
+    /// `fail2ban`.
     #[arg(long, value_name = "FILE")]
     pub seed: Option<PathBuf>,
 
-    /// Write the IPSets afterwards, in cluster.fw form, to FILE
+    /// Write the whole cluster.fw afterwards, as PVE writes it, to FILE
     ///
     /// Pass the same file to --seed next time to go on from there.
     #[arg(long, value_name = "FILE")]

@@ -46,6 +46,15 @@ fn check(file: &Path) -> Result<String> {
         has_action |= unversioned(export) == ACTION;
         let _ = writeln!(out, "  {export}");
     }
+    if let Some(why) = bindings::version_mismatch(&engine, &component) {
+        return Err(
+            Failure::config(format!("{name} cannot be used: {why}\n\n{out}")).hint(format!(
+                "Rebuild it against this fail2pvefw's wit/policy.wit (package {}@{}).",
+                bindings::PACKAGE,
+                bindings::VERSION
+            )),
+        );
+    }
     if !has_action {
         return Err(Failure::config(format!(
             "{name} does not export '{ACTION}': it is not a fail2pvefw policy\n\n{out}"
@@ -76,7 +85,9 @@ fn link(engine: &Engine, component: &Component) -> wasmtime::Result<()> {
 
 fn grant_of(import: &str) -> &'static str {
     let bare = unversioned(import);
-    if !is_granted(import) {
+    if bindings::other_version(import).is_some() {
+        "NOT provided: another version of fail2pvefw:policy than this host's"
+    } else if !is_granted(import) {
         "NOT granted: links, but traps if called"
     } else if bare == "fail2pvefw:policy/pve" {
         "granted: the configured IPSets, GET /version, [rules] allow_paths"
@@ -115,6 +126,8 @@ mod tests {
     #[test]
     fn wasi_files_are_listed_as_not_granted() {
         assert!(grant_of("wasi:filesystem/preopens@0.2.6").starts_with("NOT granted"));
+        assert!(grant_of("fail2pvefw:policy/pve@0.1.0").starts_with("NOT provided"));
+        assert!(grant_of("fail2pvefw:policy/pve@0.2.0").starts_with("granted"));
         assert!(grant_of("wasi:cli/stdout@0.2.6").starts_with("granted"));
     }
 }

@@ -2,8 +2,11 @@
 //! every PVE call it made and the IPSet afterwards. No configuration file,
 //! no token, no network: for policy authors, and as a first command.
 //!
-//! The policy gets the same capabilities as in a real run, with two
-//! backends swapped: `pve` answers from [`MemoryPve`], `store` is in memory.
+//! The policy gets the same capabilities as in a real run, behind the same
+//! guard (its denials and its ownership checks show in the list of calls),
+//! with two backends swapped: `pve` answers from the PVE model
+//! ([`pve_model::Cluster`], a whole `cluster.fw` in memory), `store` is in
+//! memory.
 //!
 //! Hook for the durable queue's `sync`: a `SandboxCommand::Sync` would call
 //! the policy's `entries` export here and print what the reconciliation would
@@ -11,9 +14,8 @@
 
 use super::context::request_from;
 use crate::bindings::{BanRequest, PolicyError};
-use crate::capabilities::grant::Grant;
-use crate::capabilities::pve::{Backend, Pve};
-use crate::capabilities::pve_memory::MemoryPve;
+use crate::capabilities::guard::{EntryRules, Guard, Purpose};
+use crate::capabilities::pve::Pve;
 use crate::capabilities::settings::Settings;
 use crate::capabilities::{self, HostState};
 use crate::cli::{SandboxArgs, SandboxCommand, Target};
@@ -22,8 +24,12 @@ use crate::error::{Failure, Result};
 use crate::runtime::instance::Instance;
 use crate::runtime::session::ban_request;
 use crate::runtime::{Runtime, Source};
+use pve_model::Cluster;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+
+/// The instance the sandbox's entries are tagged with.
+const INSTANCE: &str = "sandbox";
 
 /// Runs one sandboxed command: prints the calls and the IPSet on stdout,
 /// returns the policy's answer (or its failure, with the usual exit code).
@@ -39,29 +45,31 @@ pub fn run(args: SandboxArgs, policy: Option<PathBuf>) -> Result<String> {
     let outcome = call(&mut instance, &args.command, &ipset);
     let pve = &instance.state().pve;
     crate::output::write(&report(&source, pve, &ipset));
-    if let (Some(path), Some(memory)) = (&args.save, pve.memory()) {
-        std::fs::write(path, cluster_fw(memory)).map_err(|e| {
+    if let (Some(path), Some(cluster)) = (&args.save, pve.memory()) {
+        std::fs::write(path, cluster.cluster_fw()).map_err(|e| {
             Failure::input(format!("cannot write --save '{}': {e}", path.display()))
         })?;
     }
     outcome
 }
 
-fn seed(file: Option<&Path>, ipset: &str) -> Result<MemoryPve> {
+/// The cluster of `--seed` (its whole `cluster.fw`, as PVE reads it), or
+/// one empty IPSet.
+fn seed(file: Option<&Path>, ipset: &str) -> Result<Cluster> {
     let Some(file) = file else {
-        return Ok(MemoryPve::with_ipsets([ipset]));
+        return Ok(Cluster::with_ipsets([ipset]));
     };
     if !file.exists() {
         // A --seed that does not exist yet is an empty cluster (with --save,
         // the first run of a series).
-        return Ok(MemoryPve::with_ipsets([ipset]));
+        return Ok(Cluster::with_ipsets([ipset]));
     }
-    let text = std::fs::read_to_string(file)
+    let text = std::fs::read(file)
         .map_err(|e| Failure::input(format!("cannot read --seed '{}': {e}", file.display())))?;
-    Ok(MemoryPve::from_cluster_fw(&text))
+    Ok(Cluster::from_cluster_fw(text))
 }
 
-fn instantiate(source: &Source, memory: MemoryPve, args: &SandboxArgs) -> Result<Instance> {
+fn instantiate(source: &Source, cluster: Cluster, args: &SandboxArgs) -> Result<Instance> {
     for net in &args.never_ban {
         config::check_network(net).map_err(|e| Failure::input(format!("--never-ban: {e}")))?;
     }
@@ -71,10 +79,16 @@ fn instantiate(source: &Source, memory: MemoryPve, args: &SandboxArgs) -> Result
         ..Rules::default()
     };
     let limits = Limits::default();
-    // Every IPSet of the sandbox is granted: they are all the user's.
-    let grant = Grant::new(memory.ipset_names(), &[]);
+    // Every IPSet of the sandbox is granted: they are all the user's. The
+    // guard is a real run's, with `--never-ban` and `--pve-host`.
+    let guard = Guard::new(
+        cluster.ipsets().into_iter().map(|n| (n, Purpose::Ban)),
+        &[],
+        EntryRules::new(&rules, &args.pve_host),
+        INSTANCE,
+    );
     let state = HostState::new(
-        Pve::with_backend(Backend::Memory(memory), grant),
+        Pve::in_memory(cluster, guard),
         capabilities::store::Store::new(None, source.namespace()),
         capabilities::guest_log::Log {
             source: source.describe(),
@@ -91,12 +105,21 @@ fn call(instance: &mut Instance, command: &SandboxCommand, ipset: &str) -> Resul
     let (what, outcome) = match command {
         SandboxCommand::Ban(t) => {
             let req = request(t, ipset);
-            let checked = instance.validate(&req)?;
-            let outcome = match checked {
-                Ok(_) => instance.ban(&req)?,
+            let what = format!("ban '{}'", t.ip);
+            let outcome = match instance.validate(&req)? {
+                Ok(entry) => {
+                    // The host's own rules before anything is sent, as a
+                    // real run checks them before it queues the ban.
+                    let guard = &instance.state().pve.guard;
+                    if let Err(why) = guard.check_entry(ipset, &entry) {
+                        let refused = format!("'{entry}' is refused by the host: {why}");
+                        return Err(Failure::input(refused).context(what));
+                    }
+                    instance.ban(&req)?
+                }
                 Err(e) => Err(e),
             };
-            (format!("ban '{}'", t.ip), outcome)
+            (what, outcome)
         }
         SandboxCommand::Unban(t) => {
             let req = request(t, ipset);
@@ -109,16 +132,20 @@ fn call(instance: &mut Instance, command: &SandboxCommand, ipset: &str) -> Resul
         SandboxCommand::Start(_) => ("start".to_string(), instance.start(ipset)?),
         SandboxCommand::Check(_) => ("check".to_string(), instance.check(ipset)?),
     };
-    outcome.map_err(|e| failure(e).context(what))
+    match outcome {
+        // Someone else's entry, left alone: an answer, as in a real run.
+        Err(PolicyError::NotOurs(why)) => Ok(format!("{what}: left alone: {why}")),
+        other => other.map_err(|e| failure(e).context(what)),
+    }
 }
 
 /// The command line as the policy sees it, from the instance `sandbox`.
 fn request(target: &Target, ipset: &str) -> BanRequest {
-    ban_request(&request_from(target, ipset), "sandbox")
+    ban_request(&request_from(target, ipset), INSTANCE)
 }
 
 /// The exit code a real run would give: 2 bad input, 3 denied, 1 PVE.
-/// (`not-ours` is an answer, not a failure, but the sandbox shows it so.)
+/// (`not-ours` is an answer, not a failure: see `call`.)
 fn failure(error: PolicyError) -> Failure {
     match error {
         PolicyError::InvalidInput(m) => Failure::input(m),
@@ -154,8 +181,12 @@ fn report(source: &Source, pve: &Pve, ipset: &str) -> String {
         Some(entries) => {
             let n = entries.len();
             let _ = writeln!(out, "IPSet '{ipset}' ({n} {}):", plural(n));
-            for (cidr, e) in entries {
-                let _ = writeln!(out, "  {}", line(&cidr, e.nomatch, e.comment.as_deref()));
+            for e in entries {
+                let _ = writeln!(
+                    out,
+                    "  {}",
+                    crate::log::sanitize(&line(e.cidr_str(), e.nomatch, e.comment.as_deref()))
+                );
             }
         }
     }
@@ -172,17 +203,4 @@ fn line(cidr: &str, nomatch: bool, comment: Option<&str>) -> String {
         let _ = write!(line, " # {c}");
     }
     line
-}
-
-/// The IPSets as `cluster.fw` sections, for `--save`.
-fn cluster_fw(memory: &MemoryPve) -> String {
-    let mut out = String::new();
-    for name in memory.ipset_names() {
-        let _ = writeln!(out, "[IPSET {name}]\n");
-        for (cidr, e) in memory.entries(&name).unwrap_or_default() {
-            let _ = writeln!(out, "{}", line(&cidr, e.nomatch, e.comment.as_deref()));
-        }
-        out.push('\n');
-    }
-    out
 }

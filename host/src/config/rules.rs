@@ -151,9 +151,11 @@ pub fn check_network(text: &str) -> Result<(), String> {
     let bad = || format!("'{text}' is not an address or network like 10.0.0.0/8");
     let addr: IpAddr = addr.parse().map_err(|_| bad())?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
-    match prefix.map(str::parse::<u8>) {
+    // Digits only: `u8::from_str` would take `+8`, which the guard does not.
+    let digits = |p: &str| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit());
+    match prefix {
         None => Ok(()),
-        Some(Ok(p)) if p <= max => Ok(()),
+        Some(p) if digits(p) && p.parse::<u8>().is_ok_and(|p| p <= max) => Ok(()),
         Some(_) => Err(bad()),
     }
 }

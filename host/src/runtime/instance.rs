@@ -43,6 +43,16 @@ impl Instance {
         name: String,
         limits: Limits,
     ) -> Result<Instance> {
+        if let Some(why) = bindings::version_mismatch(engine, component) {
+            return Err(
+                Failure::config(format!("cannot load {name}: {why}")).hint(format!(
+                    "Rebuild the policy against this fail2pvefw's wit/policy.wit (package {}@{}): \
+                 0.2.0 gives each remedy its own error case (refused, rejected, not-ours).",
+                    bindings::PACKAGE,
+                    bindings::VERSION
+                )),
+            );
+        }
         state.limits = store_limits(limits.memory);
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);
@@ -116,7 +126,7 @@ impl Instance {
 
     /// The IPSet the admin named for this call (config or `-i`) is granted.
     fn grant_ipset(&mut self, ipset: &str) {
-        self.store.data_mut().pve.grant.allow_ipset(ipset);
+        self.store.data_mut().pve.guard.allow_ipset(ipset);
     }
 
     fn nonsense(&self, what: &str, answer: &str) -> Failure {

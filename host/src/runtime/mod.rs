@@ -123,5 +123,6 @@ pub fn instantiate(config: &Config, source: &Source) -> Result<Instance> {
         config,
         source.namespace(),
         source.describe(),
+        capabilities::literal_node_addresses(config),
     ))
 }

@@ -4,6 +4,7 @@
 use super::instance::Instance;
 use super::{Source, instantiate};
 use crate::bindings::{BanRequest, Entry, PolicyError, Refusal, RefusalCause};
+use crate::capabilities::pve::{Write, WriteOutcome};
 use crate::config::Config;
 use crate::error::{Failure, Result};
 use crate::state::queue::{Action, Request};
@@ -87,8 +88,54 @@ impl Session {
     }
 
     /// The entry writes the last calls made (see `capabilities::pve::Write`).
-    pub fn take_writes(&mut self) -> Vec<crate::capabilities::pve::Write> {
+    pub fn take_writes(&mut self) -> Vec<Write> {
         self.instance.state_mut().pve.take_writes()
+    }
+
+    /// The host's own removal of an entry this instance wrote (`sync`
+    /// removing an expired one, with no request to hand the policy): the
+    /// guard's read, tag check and digested DELETE, as for a policy's
+    /// DELETE, and recorded in [`Session::take_writes`] like it.
+    ///
+    /// `Ok` is `Deleted`, `Absent` (nothing sent) or `NotOurs` (left
+    /// alone). A failure's remedy comes from the status alone: 401 and 403
+    /// hold (a person must fix the token), another 4xx drops, a 5xx and no
+    /// answer retry.
+    pub fn delete_own_entry(&mut self, ipset: &str, cidr: &str) -> Answer<WriteOutcome> {
+        let pve = &mut self.instance.state_mut().pve;
+        let answer = pve.delete_own_entry(ipset, cidr);
+        let outcome = pve.writes().last().map(|w| w.outcome);
+        let what = format!("remove '{cidr}' from IPSet '{ipset}'");
+        match answer {
+            Ok(r) if (200..300).contains(&r.status) => Ok(outcome.unwrap_or(WriteOutcome::Deleted)),
+            Ok(r) => {
+                let refusal = Refusal {
+                    status: r.status,
+                    message: crate::log::sanitize(&r.reason),
+                    cause: match r.status {
+                        401 => RefusalCause::Authentication,
+                        403 => RefusalCause::Permission,
+                        _ => RefusalCause::Other,
+                    },
+                };
+                let (kind, label) = match r.status {
+                    401 | 403 => (Remedy::Hold, "config"),
+                    500.. => (Remedy::Retry, "transient"),
+                    _ => (Remedy::Drop, "rejected"),
+                };
+                Err(Reported {
+                    failure: self.refused(&refusal, ipset).context(what),
+                    kind,
+                    label,
+                })
+            }
+            Err(PolicyError::NotOurs(_)) => Ok(WriteOutcome::NotOurs),
+            Err(error) => {
+                let mut reported = self.report(error, ipset);
+                reported.failure = reported.failure.context(what);
+                Err(reported)
+            }
+        }
     }
 
     /// The IPSet's entries, with the owners the policy recognises.
@@ -195,5 +242,91 @@ pub fn ban_request(req: &Request, instance_name: &str) -> BanRequest {
         failures: req.failures,
         restored: req.restored,
         instance: instance_name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pve_emulator::{Emulator, Options, Token};
+
+    const TAGGED: &str = "[2020/01/01 00:00:00] sshd f2p:web01/sshd/1";
+
+    fn open(emu: &Emulator, dir: &std::path::Path, secret: &str) -> Session {
+        let token = Token::new("fail2ban@pve!f2b", secret);
+        let state = dir.join("state");
+        let text = emu.config_toml(&token, "fail2ban", state.to_str().unwrap());
+        let path = dir.join("config.toml");
+        std::fs::write(&path, format!("{text}\ninstance = \"web01\"\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = Config::load(&path).unwrap();
+        Session::open(&config, Source::Embedded).unwrap()
+    }
+
+    #[test]
+    fn the_hosts_own_delete_removes_only_our_entries() {
+        let emu = Emulator::start(Options {
+            tokens: vec![Token::new("fail2ban@pve!f2b", "s3cret")],
+            auth_delay: std::time::Duration::from_millis(10),
+            ipsets: vec![(
+                "fail2ban".into(),
+                vec![
+                    ("192.0.2.50".into(), Some("manual-by-admin".into())),
+                    ("192.0.2.52".into(), Some(TAGGED.into())),
+                ],
+            )],
+            ..Options::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut session = open(&emu, dir.path(), "s3cret");
+        let outcome = |s: &mut Session, cidr: &str| s.delete_own_entry("fail2ban", cidr).ok();
+        assert_eq!(
+            outcome(&mut session, "192.0.2.50"),
+            Some(WriteOutcome::NotOurs)
+        );
+        assert_eq!(
+            outcome(&mut session, "192.0.2.52"),
+            Some(WriteOutcome::Deleted)
+        );
+        assert_eq!(
+            outcome(&mut session, "192.0.2.53"),
+            Some(WriteOutcome::Absent)
+        );
+        let left: Vec<String> = emu
+            .entries("fail2ban")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.cidr)
+            .collect();
+        assert_eq!(left, ["192.0.2.50"]);
+        let outcomes: Vec<_> = session
+            .take_writes()
+            .into_iter()
+            .map(|w| w.outcome)
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                WriteOutcome::NotOurs,
+                WriteOutcome::Deleted,
+                WriteOutcome::Absent
+            ]
+        );
+        // A token PVE refuses holds the queue: a person must fix it.
+        let dir = tempfile::tempdir().unwrap();
+        let mut session = open(&emu, dir.path(), "wrong");
+        let reported = session
+            .delete_own_entry("fail2ban", "192.0.2.50")
+            .unwrap_err();
+        assert_eq!(reported.kind, Remedy::Hold, "{}", reported.failure);
+        assert!(
+            reported
+                .failure
+                .to_string()
+                .contains("remove '192.0.2.50' from IPSet"),
+            "{}",
+            reported.failure
+        );
     }
 }

@@ -1,0 +1,305 @@
+//! The guard: what a policy may ask PVE for, checked by the `pve` capability
+//! before any I/O, whatever the policy is.
+//!
+//! - **Reads**: the configured IPSets and below, `GET /version`, and the
+//!   paths `[rules] allow_paths` adds; never a query, a fragment or a dot
+//!   segment.
+//! - **Writes under `/cluster/firewall/ipset`**: entry writes only, on the
+//!   granted IPSets: `POST …/NAME` with `cidr` (and an optional `comment`),
+//!   `PUT …/NAME/CIDR` with an optional `comment`, `DELETE …/NAME/CIDR`
+//!   with nothing. No other parameter (`nomatch`, `force`, `digest`,
+//!   `rename`, …). No delete, creation or rename of an IPSet itself unless
+//!   `[rules] allow_paths` names that exact path.
+//! - **Every entry a policy adds** passes [`entry::EntryRules`]: an address
+//!   or network, no wider than `[rules] widest_ipv4` / `widest_ipv6`, and in
+//!   a ban list clear of `[rules] never_ban` and the PVE nodes' addresses.
+//! - **A PUT or DELETE of an entry** is [`Checked::Change`]: the `pve`
+//!   capability sends it only for an entry whose comment carries this
+//!   instance's tag ([`owner`]), with PVE's digest.
+//!
+//! Other writes the admin granted with `allow_paths` (outside the IPSets)
+//! pass as they are: the admin chose them.
+
+pub mod entry;
+pub mod owner;
+
+pub use entry::{EntryRules, Purpose};
+
+use std::collections::BTreeMap;
+
+/// Where datacenter IPSets live, relative to `/api2/json`.
+pub const IPSET_API: &str = "/cluster/firewall/ipset";
+
+/// What the policy may ask for, and the rules its writes must pass.
+#[derive(Clone, Debug, Default)]
+pub struct Guard {
+    /// The granted IPSets (the config's, and any named with `-i` for this
+    /// run), with what each is for.
+    ipsets: BTreeMap<String, Purpose>,
+    paths: Vec<String>,
+    rules: EntryRules,
+    /// This instance, whose tag marks the entries it may change.
+    instance: String,
+}
+
+/// A request the guard let through, and how the `pve` capability sends it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Checked {
+    /// A read, or a write the admin granted outside the IPSets: sent as it is.
+    Pass,
+    /// `POST …/NAME` of one entry: sent as it is, and recorded.
+    Add {
+        ipset: String,
+        /// As PVE will store it.
+        cidr: String,
+        comment: Option<String>,
+    },
+    /// `PUT` or `DELETE …/NAME/CIDR`: sent only if the entry is ours.
+    Change {
+        ipset: String,
+        /// The entry as the path names it (decoded): PVE matches it exactly.
+        cidr: String,
+    },
+}
+
+impl Guard {
+    /// `ipsets` with what each is for, `[rules] allow_paths`, the entry
+    /// rules, and this instance's name (as its tags carry it).
+    pub fn new(
+        ipsets: impl IntoIterator<Item = (String, Purpose)>,
+        paths: &[String],
+        rules: EntryRules,
+        instance: &str,
+    ) -> Guard {
+        Guard {
+            ipsets: ipsets.into_iter().collect(),
+            paths: paths
+                .iter()
+                .map(|p| p.trim_end_matches('/').to_string())
+                .collect(),
+            rules,
+            instance: instance.to_string(),
+        }
+    }
+
+    /// Grants one more IPSet, a ban list: the host calls it with the IPSet
+    /// of each request it hands the policy (the admin named it; the policy
+    /// did not).
+    pub fn allow_ipset(&mut self, name: &str) {
+        if !self.ipsets.contains_key(name) {
+            self.ipsets.insert(name.to_string(), Purpose::Ban);
+        }
+    }
+
+    /// This instance's name, as its tags carry it.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The entry rules of a POST of `cidr` to `ipset`, without the rest of
+    /// a request: what the host checks before it queues a ban. `Err` names
+    /// the rule, without the entry.
+    pub fn check_entry(&self, ipset: &str, cidr: &str) -> Result<entry::Stored, String> {
+        let purpose = self.ipsets.get(ipset).copied().unwrap_or_default();
+        self.rules.check(cidr, purpose)
+    }
+
+    /// `Ok` when `method path params` may be sent, and how; `Err` says why
+    /// not, naming the rule. The path is what follows `/api2/json`,
+    /// percent-encoded.
+    pub fn check(
+        &self,
+        method: &str,
+        path: &str,
+        params: &[(String, String)],
+    ) -> Result<Checked, String> {
+        self.granted(method, path)?;
+        let lower = path.to_ascii_lowercase();
+        let Some(rest) = lower.strip_prefix(IPSET_API) else {
+            return Ok(Checked::Pass);
+        };
+        if !rest.is_empty() && !rest.starts_with('/') {
+            // `/cluster/firewall/ipsetx`: not the IPSet API.
+            return Ok(Checked::Pass);
+        }
+        if method == "GET" {
+            return Ok(Checked::Pass);
+        }
+        let segments: Vec<&str> = path[IPSET_API.len()..].split('/').skip(1).collect();
+        if segments.iter().any(|s| s.is_empty()) {
+            return Err(format!(
+                "{method} '{path}': an empty path segment is not an IPSet write the host understands"
+            ));
+        }
+        match (method, segments.as_slice()) {
+            ("POST", []) => self.exact_path(method, path, "creating or renaming an IPSet"),
+            ("DELETE", [_]) => self.exact_path(method, path, "deleting an IPSet itself"),
+            ("POST", [name]) => self.add(name, params),
+            ("PUT" | "DELETE", [name, cidr]) => self.change(method, name, cidr, params),
+            _ => Err(format!(
+                "{method} '{path}' is not an entry write (the host lets a policy POST an entry \
+                 to an IPSet, and PUT or DELETE one entry)"
+            )),
+        }
+    }
+
+    /// Writes to the IPSets themselves only where the admin named the path.
+    fn exact_path(&self, method: &str, path: &str, what: &str) -> Result<Checked, String> {
+        if self.paths.iter().any(|p| p == path) {
+            return Ok(Checked::Pass);
+        }
+        Err(format!(
+            "{method} '{path}' refused: {what} is not an entry write (allowed only when \
+             [rules] allow_paths names '{path}')"
+        ))
+    }
+
+    fn add(&self, name: &str, params: &[(String, String)]) -> Result<Checked, String> {
+        let shown = params
+            .iter()
+            .find(|(k, _)| k == "cidr")
+            .map(|(_, v)| crate::log::sanitize(v));
+        let what = match &shown {
+            Some(cidr) => format!("POST of '{cidr}' to IPSet '{name}'"),
+            None => format!("POST to IPSet '{name}'"),
+        };
+        let refuse = |why: String| format!("{what}: {why}");
+        let purpose = self.purpose(name).map_err(refuse)?;
+        only(params, &["cidr", "comment"]).map_err(refuse)?;
+        let cidr = one(params, "cidr")
+            .ok_or_else(|| refuse("no 'cidr' parameter".into()))?
+            .to_string();
+        let comment = one(params, "comment").map(str::to_string);
+        comment_check(comment.as_deref()).map_err(refuse)?;
+        let stored = self.rules.check(&cidr, purpose).map_err(refuse)?;
+        Ok(Checked::Add {
+            ipset: name.to_string(),
+            cidr: stored.text,
+            comment,
+        })
+    }
+
+    fn change(
+        &self,
+        method: &str,
+        name: &str,
+        segment: &str,
+        params: &[(String, String)],
+    ) -> Result<Checked, String> {
+        let cidr = pve_model::params::percent_decode(segment, false);
+        let what = format!(
+            "{method} of '{}' in IPSet '{name}'",
+            crate::log::sanitize(&cidr)
+        );
+        let refuse = |why: String| format!("{what}: {why}");
+        self.purpose(name).map_err(refuse)?;
+        let allowed: &[&str] = if method == "PUT" { &["comment"] } else { &[] };
+        only(params, allowed).map_err(refuse)?;
+        comment_check(one(params, "comment")).map_err(refuse)?;
+        entry::stored(&cidr).map_err(refuse)?;
+        Ok(Checked::Change {
+            ipset: name.to_string(),
+            cidr,
+        })
+    }
+
+    /// What a granted IPSet is for; a name that needs decoding is no name
+    /// the host granted.
+    fn purpose(&self, name: &str) -> Result<Purpose, String> {
+        match self.ipsets.get(name) {
+            Some(purpose) => Ok(*purpose),
+            None => Err(format!(
+                "'{name}' is not an IPSet the policy is granted ({})",
+                self.describe()
+            )),
+        }
+    }
+
+    /// `Ok` when `method path` is granted at all.
+    fn granted(&self, method: &str, path: &str) -> Result<(), String> {
+        check_plain(method, path)?;
+        let under = |root: &str| path == root || path.starts_with(&format!("{root}/"));
+        let granted = (method == "GET" && path == "/version")
+            || self
+                .ipsets
+                .keys()
+                .any(|name| under(&format!("{IPSET_API}/{name}")))
+            || self.paths.iter().any(|root| under(root));
+        if granted {
+            return Ok(());
+        }
+        Err(format!(
+            "{method} '{path}' is outside what the policy is granted ({})",
+            self.describe()
+        ))
+    }
+
+    /// `IPSet 'f2b', GET /version, /cluster/firewall/rules`.
+    fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.ipsets.keys().map(|n| format!("IPSet '{n}'")).collect();
+        parts.push("GET /version".into());
+        parts.extend(self.paths.iter().cloned());
+        parts.join(", ")
+    }
+}
+
+/// The one value of `key`, if given once.
+fn one<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Each parameter is one of `allowed`, given at most once.
+fn only(params: &[(String, String)], allowed: &[&str]) -> Result<(), String> {
+    for (i, (key, _)) in params.iter().enumerate() {
+        let key_shown = crate::log::sanitize(key);
+        if !allowed.contains(&key.as_str()) {
+            let takes = match allowed {
+                [] => "none".to_string(),
+                keys => keys.join(" and "),
+            };
+            return Err(format!(
+                "the parameter '{key_shown}' is not allowed (an entry write takes {takes}; the \
+                 host adds 'digest' itself)"
+            ));
+        }
+        if params[..i].iter().any(|(k, _)| k == key) {
+            return Err(format!("the parameter '{key_shown}' is given twice"));
+        }
+    }
+    Ok(())
+}
+
+/// PVE writes a comment raw into `cluster.fw`: a line break there would
+/// start a new entry or section, past every rule above.
+fn comment_check(comment: Option<&str>) -> Result<(), String> {
+    if comment.is_some_and(|c| c.chars().any(char::is_control)) {
+        return Err(
+            "the comment holds a control character (PVE would write it raw into cluster.fw)".into(),
+        );
+    }
+    Ok(())
+}
+
+/// A method and a path fit to send at all: no query, fragment or dot
+/// segments that could leave the granted tree.
+fn check_plain(method: &str, path: &str) -> Result<(), String> {
+    let method_ok = matches!(method, "GET" | "POST" | "PUT" | "DELETE");
+    if !method_ok {
+        return Err(format!("method '{method}' is not granted to the policy"));
+    }
+    let clean = path.starts_with('/')
+        && !path.contains(|c: char| c.is_whitespace() || c.is_control() || "?#\\".contains(c))
+        // `..` would be resolved by the URL parser and could leave the firewall tree.
+        && !path.split('/').any(|seg| seg == "." || seg == "..")
+        && !path.to_ascii_lowercase().contains("%2e");
+    if !clean {
+        return Err(format!("path '{path}' is not a plain API path"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
