@@ -65,22 +65,24 @@ impl HostState {
     /// The capabilities of a configured run, for the policy named `name`
     /// whose store data is kept under `namespace`: `pve` for the configured
     /// node and IPSet (and `[rules] allow_paths`), the store in the state
-    /// directory, and `settings` from `[rules]`, `[policy_settings]` and the
-    /// PVE nodes' own addresses. The `-i IPSET` of a command is granted when
-    /// the host hands the policy a request naming it.
-    pub fn configured(config: &Config, namespace: String, name: String) -> HostState {
+    /// directory, and `settings` from `[rules]`, `[policy_settings]` and
+    /// `node_addresses`, the PVE nodes' own addresses (IP literals of
+    /// `[pve] host`/`hosts` and the addresses their names resolved to, which
+    /// the state remembers). The `-i IPSET` of a command is granted when the
+    /// host hands the policy a request naming it.
+    pub fn configured(
+        config: &Config,
+        namespace: String,
+        name: String,
+        node_addresses: Vec<std::net::IpAddr>,
+    ) -> HostState {
         let grant = grant::Grant::new([config.ipset.clone()], &config.rules.allow_paths);
-        // Every configured node, `host` and the `hosts` fallbacks.
-        let pve_hosts: Vec<_> = std::iter::once(&config.pve.host)
-            .chain(&config.pve.fallbacks)
-            .flat_map(settings::pve_host_addresses)
-            .collect();
         HostState::new(
             pve::Pve::new(config.pve.clone(), config.state_dir.clone(), grant),
             store::Store::new(Some(config.state_dir.clone()), namespace),
             guest_log::Log { source: name },
         )
-        .with_settings(settings::Settings::new(&config.rules, &pve_hosts))
+        .with_settings(settings::Settings::new(&config.rules, &node_addresses))
     }
 
     /// With the administrator's settings (none by default).

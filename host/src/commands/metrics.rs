@@ -64,7 +64,7 @@ pub struct Counters {
 impl Counters {
     pub fn load(db: &Db) -> rusqlite::Result<Counters> {
         let get = |key: &str| -> rusqlite::Result<u64> {
-            Ok(crate::state::queue::get_meta(db, key)?
+            Ok(crate::state::meta::get(db.conn(), key)?
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0))
         };

@@ -8,6 +8,7 @@
 //! check it themselves.
 
 pub mod ban;
+pub mod cluster;
 pub mod context;
 pub mod docs;
 pub mod doctor;
@@ -17,6 +18,7 @@ pub mod init;
 pub mod metrics;
 pub mod policy;
 pub mod reconcile;
+pub mod rules_check;
 pub mod sandbox;
 pub mod start;
 pub mod status;

@@ -10,13 +10,13 @@ use crate::error::Result;
 use crate::state::queue;
 
 pub fn run(ctx: &Context, status: &Status) -> Result<String> {
-    let db = ctx.db()?;
+    let (db, bound) = ctx.state(false)?;
     let stats = queue::stats(&db).map_err(db_failure)?;
     let ipset = status
         .ipset
         .clone()
         .unwrap_or_else(|| ctx.config.ipset.clone());
-    let mut session = ctx.session()?;
+    let mut session = ctx.session_for(&bound)?;
     let report = gather(&mut session, stats, &ipset)?;
     if status.prometheus {
         let counters = Counters::load(&db).map_err(db_failure)?;
