@@ -81,13 +81,18 @@ pub fn release(conn: &Connection, ipset: &str, entry: &str, holder: &str) -> rus
     Ok(())
 }
 
+/// `expires` as a number of seconds, NULL (permanent) when it is not one:
+/// a garbled expiry must not lift a ban (the jail's unban still does).
+pub const EXPIRES: &str = "(CASE typeof(expires) WHEN 'integer' THEN expires \
+     WHEN 'real' THEN CAST(expires AS INTEGER) ELSE NULL END)";
+
 fn read(
     conn: &Connection,
     filter: &str,
     args: impl rusqlite::Params,
 ) -> rusqlite::Result<Vec<Desired>> {
     let sql = format!(
-        "SELECT ipset, entry, holder, request, CAST(expires AS INTEGER) FROM desired {filter}
+        "SELECT ipset, entry, holder, request, {EXPIRES} FROM desired {filter}
          ORDER BY ipset, entry, holder"
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -157,7 +162,7 @@ pub fn of_holder(conn: &Connection, holder: &str) -> rusqlite::Result<Vec<Desire
 /// Forgets the holders of `ipset` whose ban is over; returns how many.
 pub fn forget_expired(conn: &Connection, ipset: &str, now: i64) -> rusqlite::Result<usize> {
     conn.execute(
-        "DELETE FROM desired WHERE ipset = ?1 AND expires IS NOT NULL AND CAST(expires AS INTEGER) <= ?2",
+        &format!("DELETE FROM desired WHERE ipset = ?1 AND {EXPIRES} <= ?2"),
         params![ipset, now],
     )
 }

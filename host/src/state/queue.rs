@@ -432,7 +432,7 @@ pub fn stats(db: &Db) -> rusqlite::Result<Stats> {
         [],
         |row| row.get(0),
     )?;
-    let live = "expires IS NULL OR CAST(expires AS INTEGER) > ?1";
+    let live = format!("{} IS NULL OR {} > ?1", desired::EXPIRES, desired::EXPIRES);
     let mut holders = BTreeMap::new();
     let mut stmt = conn.prepare(&format!(
         "SELECT holder, COUNT(*) FROM desired WHERE {live} GROUP BY holder ORDER BY holder"
