@@ -17,7 +17,7 @@ use crate::error::{Failure, Result};
 use crate::log;
 use crate::state::cluster::{self, Record};
 use crate::state::db::Db;
-use crate::state::queue;
+use crate::state::{queue, stats};
 use rusqlite::TransactionBehavior;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -187,7 +187,7 @@ fn try_bind(config: &Config, db: &mut Db, refresh: bool) -> Result<Option<Bound>
         .map_err(db_failure)?;
     let id = match (&expected, same) {
         (Some(id), true) => id.clone(),
-        (Some(_), false) if !queue::is_empty(&tx).map_err(db_failure)? => {
+        (Some(_), false) if !stats::is_empty(&tx).map_err(db_failure)? => {
             drop(tx);
             return Err(refusal(
                 config,

@@ -20,7 +20,7 @@ use crate::state::applied::{self, Applied, Change};
 use crate::state::db::Db;
 use crate::state::locks::{self, DrainLock};
 use crate::state::queue::{self, Action, Call, Fate, Group};
-use crate::state::{desired, holds};
+use crate::state::{desired, holds, stats};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
@@ -141,7 +141,7 @@ fn send(
     // (a timeout, a killed drainer): until PVE answers, it may be there.
     let ahead = action == Action::Ban && applied == Applied::No;
     if ahead {
-        queue::record(db, &group.ipset, &group.entry, &Change::Uncertain).map_err(db_failure)?;
+        applied::mark_sending(db.conn(), &group.ipset, &group.entry).map_err(db_failure)?;
     }
     session.take_writes();
     let answer = session.apply(action, call.request());
@@ -315,7 +315,7 @@ pub fn background(
             if started.elapsed() + Duration::from_secs_f64(wait.max(0.0)) > BACKGROUND_PATIENCE {
                 log::warn(&format!(
                     "PVE still fails; {} event(s) stay queued for the next run, `fail2pvefw sync` or the timer",
-                    queue::stats(db).map(|s| s.pending).unwrap_or(0)
+                    stats::stats(db).map(|s| s.pending).unwrap_or(0)
                 ));
                 return Ok(report);
             }

@@ -24,10 +24,9 @@ pub fn run(ctx: &Context, flush: &Flush) -> Result<String> {
         None => "all jails".to_string(),
     };
     if !flush.remove {
-        return Ok(format!(
-            "flush: kept {} ban(s) of {jail} in PVE",
-            rows.len()
-        ));
+        let now = queue::now() as i64;
+        let live = rows.iter().filter(|d| d.is_live(now)).count();
+        return Ok(format!("flush: kept {live} ban(s) of {jail} in PVE"));
     }
     let mut entries = BTreeSet::new();
     for row in &rows {

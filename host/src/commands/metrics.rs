@@ -229,7 +229,7 @@ pub fn after_drain(config: &Config, session: &mut Session, db: &Db) {
     let Some(path) = &config.metrics_textfile else {
         return;
     };
-    let text = crate::state::queue::stats(db)
+    let text = crate::state::stats::stats(db)
         .map_err(|e| e.to_string())
         .and_then(|stats| gather(session, stats, &config.ipset).map_err(|f| f.to_string()))
         .and_then(|report| {

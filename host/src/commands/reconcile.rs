@@ -111,12 +111,12 @@ fn seen(db: &Db, ipset: &str, entries: &[Entry], instance: &str) -> Result<(), F
     let present: HashSet<&str> = entries.iter().map(|e| e.cidr.as_str()).collect();
     for entry in applied::entries(db.conn(), ipset).map_err(db_failure)? {
         if !present.contains(entry.as_str()) {
-            queue::record(db, ipset, &entry, &Change::Removed).map_err(db_failure)?;
+            applied::change(db.conn(), ipset, &entry, &Change::Removed).map_err(db_failure)?;
         }
     }
     for e in entries {
         if e.owner.as_ref().is_some_and(|o| o.instance == instance) {
-            queue::record(db, ipset, &e.cidr, &Change::Added(e.comment.clone()))
+            applied::change(db.conn(), ipset, &e.cidr, &Change::Added(e.comment.clone()))
                 .map_err(db_failure)?;
         }
     }
@@ -146,7 +146,7 @@ fn call(
         (Err(_), _) => None,
     };
     if let Some(change) = fallback {
-        queue::record(db, ipset, entry, &change).map_err(db_failure)?;
+        applied::change(db.conn(), ipset, entry, &change).map_err(db_failure)?;
     }
     record_writes(db, writes)?;
     match answer {
@@ -175,7 +175,7 @@ fn call(
 
 fn record_writes(db: &Db, writes: Vec<Write>) -> Result<(), Failure> {
     for (ipset, entry, change) in changes(writes) {
-        queue::record(db, &ipset, &entry, &change).map_err(db_failure)?;
+        applied::change(db.conn(), &ipset, &entry, &change).map_err(db_failure)?;
     }
     Ok(())
 }

@@ -7,11 +7,11 @@ use super::metrics::{Counters, render};
 use super::status_report::gather;
 use crate::cli::Status;
 use crate::error::Result;
-use crate::state::queue;
+use crate::state::stats;
 
 pub fn run(ctx: &Context, status: &Status) -> Result<String> {
     let (db, bound) = ctx.state(false)?;
-    let stats = queue::stats(&db).map_err(db_failure)?;
+    let stats = stats::stats(&db).map_err(db_failure)?;
     let ipset = status
         .ipset
         .clone()

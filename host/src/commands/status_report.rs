@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::runtime::session::Session;
-use crate::state::queue::Stats;
+use crate::state::stats::Stats;
 use serde::Serialize;
 
 /// pmxcfs refuses to write a file over 1 MiB; `cluster.fw` holds the whole

@@ -74,6 +74,17 @@ pub fn change(
     Ok(())
 }
 
+/// Marks an entry as maybe applied just before its ban leaves, so a kill
+/// of the sender before the answer cannot make a later unban look like a
+/// cancellation. Committed without waiting for the disk: it survives a
+/// killed process, and the commit that settles the call syncs it.
+pub fn mark_sending(conn: &Connection, ipset: &str, entry: &str) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let marked = change(conn, ipset, entry, &Change::Uncertain);
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    marked
+}
+
 /// The entries of `ipset` we believe applied (certain or not).
 pub fn entries(conn: &Connection, ipset: &str) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare("SELECT entry FROM applied WHERE ipset = ?1 ORDER BY entry")?;

@@ -15,3 +15,4 @@ pub mod locks;
 pub mod meta;
 pub mod queue;
 pub mod schema;
+pub mod stats;

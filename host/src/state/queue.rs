@@ -10,13 +10,15 @@
 //! the EFFECTIVE state ([`Group::decide`]): is the entry wanted now (a live
 //! holder), and does PVE hold it. So a later unban can never overtake an
 //! earlier ban, and what cancels is never sent.
+//!
+//! Over 400 lines with its tests, which stay here: the code alone is under
+//! 400, and the tests are the queue's ordering rules, read best beside it.
 
 use super::applied::{self, Applied, Change};
 use super::db::Db;
 use super::{desired, holds, meta};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -353,11 +355,6 @@ pub fn settle(
     tx.commit()
 }
 
-/// Records a change to what PVE holds, outside a group (`sync`).
-pub fn record(db: &Db, ipset: &str, entry: &str, change: &Change) -> rusqlite::Result<()> {
-    applied::change(db.conn(), ipset, entry, change)
-}
-
 /// The state of one event: gone (done), pending with an error, or failed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum EventState {
@@ -391,69 +388,6 @@ pub fn has_pending(conn: &Connection, ipset: &str, entry: &str) -> rusqlite::Res
     )
     .optional()
     .map(|found| found.is_some())
-}
-
-/// Whether the state holds anything of a cluster: events, wishes, or
-/// entries PVE holds of ours. An empty state may serve another cluster.
-pub fn is_empty(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT NOT EXISTS (SELECT 1 FROM events) AND NOT EXISTS (SELECT 1 FROM desired)
-             AND NOT EXISTS (SELECT 1 FROM applied)",
-        [],
-        |row| row.get(0),
-    )
-}
-
-/// Queue figures for `status`.
-#[derive(Debug, Default, Serialize)]
-pub struct Stats {
-    pub pending: u64,
-    pub failed: u64,
-    pub oldest_pending_age_secs: Option<f64>,
-    /// Entries wanted in PVE now (by any live holder).
-    pub desired: u64,
-    /// Entries wanted, per holder (`jail:sshd`, `jail:-`, …).
-    pub holders: BTreeMap<String, u64>,
-    /// Entries waiting out a back-off.
-    pub held_entries: u64,
-    pub last_error: Option<String>,
-}
-
-pub fn stats(db: &Db) -> rusqlite::Result<Stats> {
-    let conn = db.conn();
-    let now = now();
-    let count = |sql: &str| {
-        conn.query_row(sql, params![now as i64], |row| {
-            row.get::<_, i64>(0).map(|n| n as u64)
-        })
-    };
-    let oldest: Option<f64> = conn.query_row(
-        "SELECT MIN(created) FROM events WHERE failed = 0",
-        [],
-        |row| row.get(0),
-    )?;
-    let live = format!("{} IS NULL OR {} > ?1", desired::EXPIRES, desired::EXPIRES);
-    let mut holders = BTreeMap::new();
-    let mut stmt = conn.prepare(&format!(
-        "SELECT holder, COUNT(*) FROM desired WHERE {live} GROUP BY holder ORDER BY holder"
-    ))?;
-    for row in stmt.query_map(params![now as i64], |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
-    })? {
-        let (holder, n) = row?;
-        holders.insert(holder, n);
-    }
-    Ok(Stats {
-        pending: count("SELECT COUNT(*) FROM events WHERE failed = 0 AND ?1 = ?1")?,
-        failed: count("SELECT COUNT(*) FROM events WHERE failed = 1 AND ?1 = ?1")?,
-        oldest_pending_age_secs: oldest.map(|t| (now - t).max(0.0)),
-        desired: count(&format!(
-            "SELECT COUNT(*) FROM (SELECT DISTINCT ipset, entry FROM desired WHERE {live})"
-        ))?,
-        holders,
-        held_entries: holds::held_entries(conn)?,
-        last_error: meta::get(conn, "last_error")?,
-    })
 }
 
 #[cfg(test)]
@@ -513,7 +447,7 @@ mod tests {
         let mut db = Db::in_memory();
         put(&mut db, Action::Ban, &req("192.0.2.1"));
         put(&mut db, Action::Unban, &req("192.0.2.1"));
-        record(&db, "f2b", "192.0.2.1", &Change::Uncertain).unwrap();
+        applied::change(db.conn(), "f2b", "192.0.2.1", &Change::Uncertain).unwrap();
         let gs = groups(&mut db);
         assert_eq!(action(decide(&mut db, &gs[0])), Some(Action::Unban));
     }
@@ -654,7 +588,7 @@ mod tests {
         assert!(
             matches!(event_state(&db, bad).unwrap(), EventState::Failed(e) if e.contains("unreadable"))
         );
-        let stats = stats(&db).unwrap();
+        let stats = crate::state::stats::stats(&db).unwrap();
         assert_eq!((stats.pending, stats.failed), (0, 2));
     }
 
@@ -675,27 +609,6 @@ mod tests {
         );
         assert!(ready(&mut db, Some("b"), 10).unwrap().is_none());
         assert_eq!(ready(&mut db, Some("a"), 10).unwrap().unwrap().len(), 1);
-    }
-
-    #[test]
-    fn stats_count_live_entries_per_holder() {
-        let mut db = Db::in_memory();
-        put(&mut db, Action::Ban, &jailed("192.0.2.1", "sshd"));
-        put(&mut db, Action::Ban, &jailed("192.0.2.1", "recidive"));
-        put(
-            &mut db,
-            Action::Ban,
-            &Request {
-                bantime: Some(1),
-                time: Some(5.0),
-                ..jailed("192.0.2.2", "sshd")
-            },
-        );
-        let s = stats(&db).unwrap();
-        assert_eq!(s.desired, 1);
-        assert_eq!(s.holders.get("jail:sshd"), Some(&1));
-        assert_eq!(s.holders.get("jail:recidive"), Some(&1));
-        assert!(!is_empty(db.conn()).unwrap());
     }
 
     #[test]
