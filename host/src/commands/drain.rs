@@ -149,12 +149,16 @@ fn send(
     let undo = || ahead.then(|| at(Change::Removed));
     let maybe = || (action == Action::Ban || applied != Applied::No).then(|| at(Change::Uncertain));
     // What PVE now holds of the entry (before the recorded writes), what
-    // becomes of the events, the failure, and whether the pass stops.
+    // becomes of the events, the failure, and whether the pass stops; the
+    // log and the counters follow the commit, so what PVE did is recorded
+    // first.
+    let mut done_words = None;
+    let mut label = None;
     let (base, next, failure, remedy) = match answer {
         Err(trap) => {
             // A broken policy: keep the events (exit 3 says why); this
             // instance cannot be called again, so the pass stops.
-            metrics::count_failure(db, "policy");
+            label = Some("policy");
             (
                 maybe(),
                 Next::Held { whole_queue: false },
@@ -163,9 +167,7 @@ fn send(
             )
         }
         Ok(Ok(words)) => {
-            log_done(&call, group, &words);
-            metrics::count_applied(db, action == Action::Ban);
-            report.sent += 1;
+            done_words = Some(words);
             let base = match action {
                 Action::Ban => at(Change::Certain),
                 Action::Unban => at(Change::Removed),
@@ -174,7 +176,7 @@ fn send(
         }
         Ok(Err(reported)) => {
             if reported.kind != Remedy::Done {
-                metrics::count_failure(db, reported.label);
+                label = Some(reported.label);
             }
             let text = reported.failure.to_string();
             match reported.kind {
@@ -222,6 +224,14 @@ fn send(
         },
     };
     queue::settle(db, group, fate, &settled).map_err(db_failure)?;
+    if let Some(words) = done_words {
+        log_done(&call, group, &words);
+        metrics::count_applied(db, action == Action::Ban);
+        report.sent += 1;
+    }
+    if let Some(label) = label {
+        metrics::count_failure(db, label);
+    }
     match failure {
         None => forget_failures(report, group),
         Some(failure) => {
