@@ -3,7 +3,8 @@
 
 use super::cluster::Bound;
 use super::context::{Context, request_from};
-use super::drain::{Backoff, Report, db_failure, lock_failure, pass};
+use super::drain::{Backoff, Report, pass};
+use super::errors::{db_failure, lock_failure};
 use super::rules_check;
 use crate::cli::Target;
 use crate::error::{Failure, Result};

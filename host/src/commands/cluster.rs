@@ -22,7 +22,7 @@ use rusqlite::TransactionBehavior;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
-use super::drain::db_failure;
+use super::errors::db_failure;
 
 /// The cluster this run serves, checked against the state.
 #[derive(Clone, Debug)]

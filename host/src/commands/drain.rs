@@ -11,6 +11,7 @@
 
 use super::cluster::Bound;
 use super::context::Context;
+use super::errors::{db_failure, lock_failure};
 use super::metrics::{self, after_drain};
 use crate::capabilities::pve::{Write, WriteOutcome};
 use crate::error::{Failure, Result};
@@ -285,11 +286,6 @@ pub fn copy(failure: &Failure) -> Failure {
     }
 }
 
-pub fn db_failure(e: rusqlite::Error) -> Failure {
-    Failure::config(format!("the state database failed: {e}"))
-        .hint("Check that the state directory ([state] dir) is writable and the disk not full.")
-}
-
 /// The background drainer, started by `ban`/`unban` without `-f`. It holds
 /// `drainer.lock` for its whole life, sends whenever it gets the sending
 /// lock, retries an unreachable PVE for a while, and hands over cleanly:
@@ -341,13 +337,6 @@ pub fn background(
             return Ok(report);
         }
     }
-}
-
-pub fn lock_failure(e: std::io::Error) -> Failure {
-    Failure::config(format!(
-        "cannot use the drain lock in the state directory: {e}"
-    ))
-    .hint("Check that the state directory ([state] dir) is writable by the user fail2ban runs as.")
 }
 
 /// The hidden `drain` command the background drainer runs.

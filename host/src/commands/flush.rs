@@ -3,7 +3,8 @@
 
 use super::ban::start_background_drainer;
 use super::context::Context;
-use super::drain::{Backoff, Report, db_failure, lock_failure, pass};
+use super::drain::{Backoff, Report, pass};
+use super::errors::{db_failure, lock_failure};
 use crate::cli::Flush;
 use crate::error::{Failure, Result};
 use crate::state::desired;

@@ -13,6 +13,7 @@ pub mod context;
 pub mod docs;
 pub mod doctor;
 pub mod drain;
+pub mod errors;
 pub mod flush;
 pub mod init;
 pub mod metrics;

@@ -4,7 +4,8 @@
 //! a /24 become the /24) lives with it, and a ban whose covering manual
 //! entry the admin deleted is added again.
 
-use super::drain::{changes, db_failure};
+use super::drain::changes;
+use super::errors::db_failure;
 use super::metrics;
 use super::rules_check::network;
 use crate::bindings::Entry;

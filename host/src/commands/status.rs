@@ -2,7 +2,7 @@
 //! JSON or Prometheus exposition.
 
 use super::context::Context;
-use super::drain::db_failure;
+use super::errors::db_failure;
 use super::metrics::{Counters, render};
 use super::status_report::gather;
 use crate::cli::Status;

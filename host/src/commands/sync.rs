@@ -2,7 +2,8 @@
 //! IPSet agree with the bans; the PVE nodes' names are resolved again.
 
 use super::context::Context;
-use super::drain::{Backoff, Report, db_failure, lock_failure, pass};
+use super::drain::{Backoff, Report, pass};
+use super::errors::{db_failure, lock_failure};
 use super::metrics::after_drain;
 use super::reconcile::reconcile;
 use crate::error::{Failure, Result};

@@ -7,7 +7,7 @@
 //! `--jail` (an admin at the shell); later `crowdsec` and `dns:NAME`. An
 //! unban names its jail's holder, or `jail:*` (no `--jail`): every jail's.
 
-use super::queue::Request;
+use super::request::Request;
 use rusqlite::{Connection, params};
 
 /// The holder of an unban without `--jail`: it releases every `jail:*` holder.

@@ -9,7 +9,7 @@
 //! for the outcome).
 
 use super::meta;
-use super::queue::now;
+use super::request::now;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// The meta key of the queue's hold: until when (Unix seconds).

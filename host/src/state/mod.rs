@@ -1,6 +1,7 @@
 //! Durable local state under the state directory (`[state] dir`): the
 //! SQLite database (`db`, its tables in `schema`) with the policy's store
-//! (`kv`), the queue (`queue`, with `desired`, `applied` and `holds`), the
+//! (`kv`), the queue (`queue`, its `request`s, with `desired`, `applied`
+//! and `holds`), the
 //! cluster it serves (`cluster`) and small values (`meta`); the locks that
 //! keep one sender at a time, and atomic file writes.
 
@@ -14,5 +15,6 @@ pub mod kv;
 pub mod locks;
 pub mod meta;
 pub mod queue;
+pub mod request;
 pub mod schema;
 pub mod stats;

@@ -18,8 +18,8 @@ use super::applied::{self, Applied, Change};
 use super::db::Db;
 use super::{desired, holds, meta};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use serde::{Deserialize, Serialize};
-use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use super::request::{Request, now};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -41,32 +41,6 @@ impl Action {
         } else {
             Action::Unban
         }
-    }
-}
-
-/// A ban or unban as fail2ban gave it; kept as JSON in the queue so a later
-/// process can replay it exactly.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Request {
-    pub ip: String,
-    pub ipset: String,
-    pub jail: Option<String>,
-    pub comment: Option<String>,
-    pub time: Option<f64>,
-    pub bantime: Option<i64>,
-    pub failures: Option<u32>,
-    pub restored: bool,
-}
-
-impl Request {
-    /// When the ban ends, from its start and length; `None` is permanent.
-    pub fn expires(&self, now: f64) -> Option<i64> {
-        let bantime = self.bantime.filter(|&t| t >= 0)?;
-        let start = self
-            .time
-            .filter(|t| t.is_finite() && *t > 0.0)
-            .unwrap_or(now);
-        Some((start as i64).saturating_add(bantime))
     }
 }
 
@@ -170,13 +144,6 @@ impl Group {
             None => None,
         }
     }
-}
-
-pub fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// The meta key of the cluster this state serves (see `cluster`).

@@ -3,7 +3,7 @@
 //! cluster).
 
 use super::db::Db;
-use super::queue::now;
+use super::request::now;
 use super::{desired, holds, meta};
 use rusqlite::{Connection, params};
 use serde::Serialize;
