@@ -2,6 +2,7 @@
 //! configuration, the policy to run, the global flags, and the one
 //! conversion from a command line to a queued request.
 
+use super::cluster::{self, Bound};
 use crate::cli::Target;
 use crate::config::Config;
 use crate::error::Result;
@@ -20,12 +21,34 @@ pub struct Context {
 }
 
 impl Context {
+    /// The policy with its capabilities, for a command that uses no state
+    /// (`start`, `check`): the PVE nodes it knows are the IP literals.
     pub fn session(&self) -> Result<Session> {
-        Session::open(&self.config, self.source.clone())
+        let literals = cluster::literal_addresses(&self.config);
+        Session::open(&self.config, self.source.clone(), literals)
+    }
+
+    /// The policy with its capabilities, told the PVE nodes' addresses the
+    /// state remembers ([`Context::state`]).
+    pub fn session_for(&self, bound: &Bound) -> Result<Session> {
+        Session::open(
+            &self.config,
+            self.source.clone(),
+            bound.node_addresses.clone(),
+        )
+    }
+
+    /// The state database, checked to serve this configuration's cluster
+    /// (exit 3 when it serves another), and the nodes' addresses. With
+    /// `refresh` (`sync`), node names are resolved again.
+    pub fn state(&self, refresh: bool) -> Result<(Db, Bound)> {
+        let mut db = self.db()?;
+        let bound = cluster::bind(&self.config, &mut db, refresh)?;
+        Ok((db, bound))
     }
 
     /// The state database; its failure says what to do (`Db::open`).
-    pub fn db(&self) -> Result<Db> {
+    fn db(&self) -> Result<Db> {
         Db::open(&self.config.state_dir)
     }
 }

@@ -8,10 +8,12 @@
 //! check it themselves.
 
 pub mod ban;
+pub mod cluster;
 pub mod context;
 pub mod docs;
 pub mod doctor;
 pub mod drain;
+pub mod errors;
 pub mod flush;
 pub mod init;
 pub mod metrics;

@@ -2,21 +2,21 @@
 //! JSON or Prometheus exposition.
 
 use super::context::Context;
-use super::drain::db_failure;
+use super::errors::db_failure;
 use super::metrics::{Counters, render};
 use super::status_report::gather;
 use crate::cli::Status;
 use crate::error::Result;
-use crate::state::queue;
+use crate::state::stats;
 
 pub fn run(ctx: &Context, status: &Status) -> Result<String> {
-    let db = ctx.db()?;
-    let stats = queue::stats(&db).map_err(db_failure)?;
+    let (db, bound) = ctx.state(false)?;
+    let stats = stats::stats(&db).map_err(db_failure)?;
     let ipset = status
         .ipset
         .clone()
         .unwrap_or_else(|| ctx.config.ipset.clone());
-    let mut session = ctx.session()?;
+    let mut session = ctx.session_for(&bound)?;
     let report = gather(&mut session, stats, &ipset)?;
     if status.prometheus {
         let counters = Counters::load(&db).map_err(db_failure)?;

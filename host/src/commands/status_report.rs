@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::runtime::session::Session;
-use crate::state::queue::Stats;
+use crate::state::stats::Stats;
 use serde::Serialize;
 
 /// pmxcfs refuses to write a file over 1 MiB; `cluster.fw` holds the whole
@@ -25,7 +25,8 @@ pub struct IpsetReport {
     pub ours: Option<u64>,
     pub other_instances: Option<u64>,
     pub not_ours: Option<u64>,
-    /// Bytes this IPSet takes in `cluster.fw`, as PVE writes it.
+    /// Bytes this IPSet takes in `cluster.fw`, as PVE writes it (the PVE
+    /// model's own layout, `pve_model::ipset_section_bytes`).
     pub estimated_bytes: Option<u64>,
     pub cluster_fw_limit: u64,
     pub error: Option<String>,
@@ -50,11 +51,11 @@ pub fn gather(session: &mut Session, queue: Stats, ipset: &str) -> Result<Report
             report.ours = Some(ours);
             report.other_instances = Some(tagged - ours);
             report.not_ours = Some(entries.len() as u64 - tagged);
-            report.estimated_bytes = Some(section_bytes(
+            report.estimated_bytes = Some(pve_model::ipset_section_bytes(
                 ipset,
                 entries
                     .iter()
-                    .map(|e| (e.cidr.as_str(), e.comment.as_deref())),
+                    .map(|e| (e.cidr.as_str(), e.comment.as_deref(), false)),
             ));
         }
         Err(reported) => report.error = Some(reported.failure.to_string()),
@@ -64,24 +65,6 @@ pub fn gather(session: &mut Session, queue: Stats, ipset: &str) -> Result<Report
         queue,
         ipset: report,
     })
-}
-
-/// The size of `[IPSET name]` in `cluster.fw` as PVE formats it: header,
-/// blank line, `cidr # comment` lines, blank line.
-pub fn section_bytes<'a>(
-    name: &str,
-    entries: impl Iterator<Item = (&'a str, Option<&'a str>)>,
-) -> u64 {
-    let header = format!("[IPSET {name}]\n\n").len() as u64;
-    let lines: u64 = entries
-        .map(|(cidr, comment)| {
-            let comment = comment
-                .filter(|c| !c.trim().is_empty())
-                .map_or(0, |c| 3 + c.len());
-            (cidr.len() + comment + 1) as u64
-        })
-        .sum();
-    header + lines + 1
 }
 
 impl Report {
@@ -100,7 +83,27 @@ impl Report {
                 .map(|a| format!(", oldest {a:.0} s old"))
                 .unwrap_or_default()
         ));
-        out.push(format!("desired bans:  {}", q.desired));
+        let holders: Vec<String> = q
+            .holders
+            .iter()
+            .map(|(holder, n)| format!("{} {n}", crate::state::desired::describe(holder)))
+            .collect();
+        out.push(if holders.is_empty() {
+            format!("desired bans:  {}", q.desired)
+        } else {
+            format!(
+                "desired bans:  {} (held by {})",
+                q.desired,
+                holders.join(", ")
+            )
+        });
+        if q.held_entries > 0 {
+            out.push(format!(
+                "backing off:   {} entr{} (PVE failed; retried later, `sync` retries now)",
+                q.held_entries,
+                if q.held_entries == 1 { "y" } else { "ies" }
+            ));
+        }
         if let Some(error) = &q.last_error {
             out.push(format!(
                 "last error:    {}",
@@ -132,20 +135,5 @@ impl Report {
             (None, None) => {}
         }
         out.join("\n")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::section_bytes;
-
-    #[test]
-    fn section_size_matches_pve_layout() {
-        // "[IPSET f2b]\n\n" + "1.2.3.4 # x\n" + "10.0.0.0/8\n" + "\n"
-        let n = section_bytes(
-            "f2b",
-            [("1.2.3.4", Some("x")), ("10.0.0.0/8", None)].into_iter(),
-        );
-        assert_eq!(n, 13 + 12 + 11 + 1);
     }
 }

@@ -115,14 +115,19 @@ impl Runtime {
 }
 
 /// Loads `source` (from the compiled cache in the state directory) and
-/// instantiates it with what `config` grants.
-pub fn instantiate(config: &Config, source: &Source) -> Result<Instance> {
+/// instantiates it with what `config` grants; `node_addresses` are the PVE
+/// nodes' own addresses.
+pub fn instantiate(
+    config: &Config,
+    source: &Source,
+    node_addresses: Vec<std::net::IpAddr>,
+) -> Result<Instance> {
     let cache = config.state_dir.join("cache");
     let runtime = Runtime::load(source.clone(), Some(&cache))?.with_limits(config.limits);
     runtime.instantiate(HostState::configured(
         config,
         source.namespace(),
         source.describe(),
-        capabilities::literal_node_addresses(config),
+        node_addresses,
     ))
 }

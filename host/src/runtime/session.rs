@@ -50,9 +50,15 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn open(config: &Config, source: Source) -> Result<Session> {
+    /// `node_addresses`: the PVE nodes' own addresses, for the policy's
+    /// `pve-hosts` and the host's guard.
+    pub fn open(
+        config: &Config,
+        source: Source,
+        node_addresses: Vec<std::net::IpAddr>,
+    ) -> Result<Session> {
         Ok(Session {
-            instance: instantiate(config, &source)?,
+            instance: instantiate(config, &source, node_addresses)?,
             config_path: config.path.clone(),
             token_id: config.pve.token.id.clone(),
             default_ipset: config.ipset.clone(),
@@ -261,7 +267,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let config = Config::load(&path).unwrap();
-        Session::open(&config, Source::Embedded).unwrap()
+        Session::open(&config, Source::Embedded, Vec::new()).unwrap()
     }
 
     #[test]

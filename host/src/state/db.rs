@@ -2,8 +2,9 @@
 //! directory, in WAL mode so many fail2pvefw processes (fail2ban starts one
 //! per action) can read while one writes. It holds the policy's key-value
 //! store (`kv`) and the queue of ban events with the desired and applied
-//! sets (`queue`); this module opens it and owns the schema.
+//! sets (`queue`); this module opens it, `schema` owns the tables.
 
+use super::schema;
 use crate::error::Failure;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -12,52 +13,6 @@ use std::time::Duration;
 pub struct Db {
     conn: Connection,
 }
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS policy_store (
-    namespace TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (namespace, key)
-) WITHOUT ROWID;
-
--- Ban and unban events not yet confirmed by PVE, in arrival order.
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    action TEXT NOT NULL CHECK (action IN ('ban', 'unban')),
-    ipset TEXT NOT NULL,
-    entry TEXT NOT NULL,            -- the exact string PVE stores
-    request TEXT NOT NULL,          -- the request as JSON
-    created REAL NOT NULL,          -- Unix seconds
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_try REAL NOT NULL DEFAULT 0,
-    failed INTEGER NOT NULL DEFAULT 0,  -- 1: PVE refused it for good
-    last_error TEXT
-);
-CREATE INDEX IF NOT EXISTS events_by_entry ON events (ipset, entry);
-
--- What fail2ban wants banned now; `sync` re-adds what PVE lacks.
-CREATE TABLE IF NOT EXISTS desired (
-    ipset TEXT NOT NULL,
-    entry TEXT NOT NULL,
-    request TEXT NOT NULL,
-    jail TEXT,
-    expires INTEGER,                -- Unix seconds; NULL: permanent
-    PRIMARY KEY (ipset, entry)
-) WITHOUT ROWID;
-
--- What PVE confirmed it holds, as far as we wrote it.
-CREATE TABLE IF NOT EXISTS applied (
-    ipset TEXT NOT NULL,
-    entry TEXT NOT NULL,
-    PRIMARY KEY (ipset, entry)
-) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-) WITHOUT ROWID;
-";
 
 /// Creates the state directory, private to its owner (0700): it holds the
 /// queue, the policy's data and the trust pins. One that exists with a
@@ -142,40 +97,6 @@ fn open_failure(path: &Path, e: &rusqlite::Error) -> Failure {
 const WRITABLE_HINT: &str =
     "Check [state] dir: it must be writable by the user fail2ban runs as (usually root).";
 
-/// Bumped when `SCHEMA` changes; kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
-
-/// Sets WAL mode and creates the tables, once per database: later opens
-/// only read `user_version`. Many processes may race to create a new
-/// database; switching to WAL can answer "busy" without waiting, so it is
-/// retried.
-fn prepare(conn: &Connection) -> rusqlite::Result<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if version == SCHEMA_VERSION {
-        return Ok(());
-    }
-    let mut tries = 0;
-    loop {
-        let result = conn
-            .pragma_update(None, "journal_mode", "WAL")
-            .and_then(|_| {
-                conn.execute_batch(&format!(
-                    "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-                ))
-            });
-        match result {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 100 =>
-            {
-                let _ = conn.execute_batch("ROLLBACK");
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => return other,
-        }
-    }
-}
-
 impl Db {
     /// Opens (or creates) `state.db` in `dir`, which it creates 0700; the
     /// file is 0600. A failure says whether to fix permissions or to move a
@@ -203,14 +124,18 @@ impl Db {
                 )
             })
             .and_then(|_| conn.pragma_update(None, "wal_autocheckpoint", 0))
-            .and_then(|_| prepare(&conn))
+            // The first read of the file: a garbled one fails here, with
+            // SQLite's own code for it.
+            .and_then(|_| conn.query_row("PRAGMA user_version", [], |_| Ok(())))
             .map_err(|e| open_failure(&path, &e))?;
+        schema::prepare(&conn)
+            .map_err(|e| Failure::config(format!("cannot prepare '{}': {e}", path.display())))?;
         Ok(Db { conn })
     }
 
     pub fn in_memory() -> Db {
         let conn = Connection::open_in_memory().expect("in-memory SQLite");
-        conn.execute_batch(SCHEMA).expect("schema");
+        conn.execute_batch(schema::SCHEMA).expect("schema");
         Db { conn }
     }
 

@@ -82,6 +82,28 @@ impl Setup {
         run_binary(&all)
     }
 
+    /// The state directory of this set-up's config.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// The state database, opened beside the binary (it must have run once).
+    pub fn state_db(&self) -> rusqlite::Connection {
+        let db = rusqlite::Connection::open(self.state_dir().join("state.db")).unwrap();
+        db.busy_timeout(Duration::from_secs(10)).unwrap();
+        db
+    }
+
+    /// A second PVE cluster (its own emulator) and a config `NAME.toml` for
+    /// it that shares this set-up's state directory.
+    pub fn other_cluster(&self, name: &str) -> (Emulator, PathBuf) {
+        let emu = Emulator::start(options());
+        let toml = emu.config_toml(&token(), "fail2ban", self.state_dir().to_str().unwrap());
+        let path = self.dir.path().join(format!("{name}.toml"));
+        write_private(&path, &toml);
+        (emu, path)
+    }
+
     pub fn cidrs(&self) -> Vec<String> {
         self.emu
             .entries("fail2ban")
@@ -90,6 +112,40 @@ impl Setup {
             .map(|e| e.cidr)
             .collect()
     }
+}
+
+/// Writes a config file, mode 0600.
+pub fn write_private(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Runs `fail2pvefw --config CONFIG ARGS…` in UTC.
+pub fn run_config(config: &std::path::Path, args: &[&str]) -> Run {
+    let mut all = vec!["--config", config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run_binary(&all)
+}
+
+/// Polls `done` every 50 ms until it holds; panics after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Now, in Unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 pub fn run_binary(args: &[&str]) -> Run {
