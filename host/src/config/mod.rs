@@ -93,9 +93,14 @@ impl Config {
                 "Create it (see the README's Configuration section), or pass --config FILE or set FAIL2PVEFW_CONFIG.",
             )
         })?;
-        let file = toml::parse(&text)
-            .map_err(|e| Failure::config(format!("config '{}', {e}", path.display())))?;
         let mut secrets = secrets::Secrets::from_text(&text);
+        let file = toml::parse(&text).map_err(|e| {
+            Failure::config(format!(
+                "config '{}', {}",
+                path.display(),
+                secrets.scrub(&e)
+            ))
+        })?;
         Config::from_file(path, file, &mut secrets).map_err(|failure| Failure {
             message: secrets.scrub(&failure.message),
             hint: failure.hint.map(|hint| secrets.scrub(&hint)),
