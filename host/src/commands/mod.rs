@@ -2,14 +2,15 @@
 //! the configuration and the policy where a command needs them, and hands
 //! over.
 //!
-//! `ban`, `unban`, `start`, `check`, `sync`, `status`, `flush` and the
-//! hidden `drain` run the configured policy (`context`); `sandbox`,
+//! `ban`, `unban`, `dns`, `start`, `check`, `sync`, `status`, `flush` and
+//! the hidden `drain` run the configured policy (`context`); `sandbox`,
 //! `policy`, `generate-docs`, `init` and `doctor` need no configuration, or
 //! check it themselves.
 
 pub mod ban;
 pub mod cluster;
 pub mod context;
+pub mod dns;
 pub mod docs;
 pub mod doctor;
 pub mod drain;
@@ -77,6 +78,7 @@ pub fn run(cli: Cli) -> Result<String> {
     match cli.command {
         Command::Ban(target) => ban::submit(&ctx, &target, Action::Ban),
         Command::Unban(target) => ban::submit(&ctx, &target, Action::Unban),
+        Command::Dns(args) => dns::run(&ctx, &args),
         Command::Start(IpsetOnly { ipset }) => start::run(&ctx, ipset, false),
         Command::Check(IpsetOnly { ipset }) => start::run(&ctx, ipset, true),
         Command::Sync(IpsetOnly { ipset }) => sync::run(&ctx, ipset),
