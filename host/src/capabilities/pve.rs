@@ -137,18 +137,6 @@ impl Pve {
         }
     }
 
-    /// The host's own removal of an entry it wrote (`sync` removing an
-    /// expired one, `dns` one a name no longer resolves to): the same guard
-    /// and the same read, tag check and digest as a policy's `DELETE
-    /// …/IPSET/CIDR`, recorded as a [`Write`] like it. `cidr` is the entry
-    /// as PVE stores it; the IPSet is granted for it (the host names it,
-    /// not a policy), and may be an accept list.
-    pub fn delete_own_entry(&mut self, ipset: &str, cidr: &str) -> Result<Response, Error> {
-        self.guard.allow_ipset(ipset);
-        let path = entry_path(ipset, cidr);
-        self.guarded(Actor::Host, "DELETE", &path, &[])
-    }
-
     /// One request, through the guard: the policy's, or the host's own.
     fn guarded(
         &mut self,

@@ -27,7 +27,7 @@ pub mod status_report;
 pub mod sync;
 pub mod trust;
 
-use crate::cli::{Cli, Command, IpsetOnly, LogFormat};
+use crate::cli::{Cli, Command, IpsetOnly, LogFormat, SandboxCommand};
 use crate::config::Config;
 use crate::error::Result;
 use crate::log;
@@ -48,7 +48,13 @@ pub fn run(cli: Cli) -> Result<String> {
     });
     // These need no configuration file, token or PVE, or check it themselves.
     match cli.command {
-        Command::Sandbox(args) => return sandbox::run(args, cli.policy),
+        Command::Sandbox(args) => {
+            return match &args.command {
+                // No policy runs: the host's own writes.
+                SandboxCommand::Dns(dns) => dns::sandbox::run(&args, dns),
+                _ => sandbox::run(args, cli.policy),
+            };
+        }
         Command::Policy(args) => return policy::run(args),
         Command::GenerateDocs(args) => return docs::run(&args),
         Command::Init(args) => return init::run(&args),

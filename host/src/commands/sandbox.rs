@@ -38,8 +38,7 @@ pub fn run(args: SandboxArgs, policy: Option<PathBuf>) -> Result<String> {
     let ipset = match &args.command {
         SandboxCommand::Ban(t) | SandboxCommand::Unban(t) => t.ipset.clone(),
         SandboxCommand::Start(i) | SandboxCommand::Check(i) => i.ipset.clone(),
-        // No policy runs: the host's own writes (commands/dns/sandbox.rs).
-        SandboxCommand::Dns(dns) => return super::dns::sandbox::run(&args, dns),
+        SandboxCommand::Dns(_) => unreachable!("commands::run hands it to dns::sandbox"),
     }
     .unwrap_or_else(|| config::DEFAULT_IPSET.to_string());
     let memory = seed(args.seed.as_deref(), &ipset)?;
@@ -133,7 +132,7 @@ fn call(instance: &mut Instance, command: &SandboxCommand, ipset: &str) -> Resul
         }
         SandboxCommand::Start(_) => ("start".to_string(), instance.start(ipset)?),
         SandboxCommand::Check(_) => ("check".to_string(), instance.check(ipset)?),
-        SandboxCommand::Dns(_) => unreachable!("run hands it over"),
+        SandboxCommand::Dns(_) => unreachable!("commands::run hands it to dns::sandbox"),
     };
     match outcome {
         // Someone else's entry, left alone: an answer, as in a real run.

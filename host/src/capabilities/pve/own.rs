@@ -1,8 +1,9 @@
-//! The host's own add of an entry, for `fail2pvefw dns`: through the guard
-//! as the host (so an accept list may be written, checked for form and
-//! width only), recorded as a [`Write`] like a policy's, and PVE's answer
-//! to a duplicate told apart from a refusal by reading the entry, not by
-//! PVE's words.
+//! The host's own entry writes, through the guard as the host (so an
+//! accept list may be written, checked for form and width only) and
+//! recorded as [`Write`]s like a policy's: the removal of an entry of ours
+//! (`sync`, `dns`), and the add of a host name's entry (`dns`), PVE's
+//! answer to a duplicate told apart from a refusal by reading the entry,
+//! not by PVE's words.
 
 use super::*;
 
@@ -19,6 +20,18 @@ pub enum Added {
 }
 
 impl Pve {
+    /// The host's own removal of an entry it wrote (`sync` removing an
+    /// expired one, `dns` one a name no longer resolves to): the same guard
+    /// and the same read, tag check and digest as a policy's `DELETE
+    /// …/IPSET/CIDR`, recorded as a [`Write`] like it. `cidr` is the entry
+    /// as PVE stores it; the IPSet is granted for it (the host names it,
+    /// not a policy), and may be an accept list.
+    pub fn delete_own_entry(&mut self, ipset: &str, cidr: &str) -> Result<Response, Error> {
+        self.guard.allow_ipset(ipset);
+        let path = entry_path(ipset, cidr);
+        self.guarded(Actor::Host, "DELETE", &path, &[])
+    }
+
     /// Adds `cidr` (as PVE stores it) with `comment` to `ipset`, as the
     /// host. The guard's denial is `Err(Denied)`, no answer `Err(Unreachable)`.
     pub fn add_own_entry(
