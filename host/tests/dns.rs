@@ -377,6 +377,16 @@ fn r13_dns_refuses_a_ban_list_and_ban_refuses_an_accept_list() {
         );
     }
     assert_eq!(cidrs(&s, "trusted"), [V4]);
+    // Removing a name with -i naming the ban list leaves that a ban list:
+    // a ban queued meanwhile lands in this run's own pass.
+    ok(s.run(&["--queue-only", "ban", "192.0.2.77", "--jail", "sshd"]));
+    ok(dns(
+        &s,
+        &hosts,
+        &["-i", "fail2ban", "dns", "--remove", HOME],
+    ));
+    assert_eq!(cidrs(&s, "fail2ban"), ["192.0.2.77"]);
+    assert!(cidrs(&s, "trusted").is_empty());
 }
 
 // See: issue 13, item 1 (the same queue: a kill -9 mid-reconcile loses nothing)

@@ -358,6 +358,27 @@ mod tests {
         assert!(c.warnings[0].contains("chmod 600"), "{:?}", c.warnings);
     }
 
+    // See: issue 13, item 2
+    #[test]
+    fn dns_is_read_with_defaults_and_its_errors_show_no_secret() {
+        let c = load(&minimal("")).unwrap();
+        assert_eq!(c.dns, Dns::default());
+        assert!(c.dns.never_ban_resolved);
+        let c = load(&minimal(
+            "[dns]\nnames = [\"Home.Test.\"]\nipset = \"trusted\"\nnever_ban_resolved = false\n",
+        ))
+        .unwrap();
+        assert_eq!(c.dns.names, ["home.test"]);
+        assert_eq!(c.dns.ipset.as_deref(), Some("trusted"));
+        assert!(!c.dns.never_ban_resolved);
+        let err = load(&minimal(&format!(
+            "[dns]\nnames = [\"fail2ban@pve!fail2ban={SECRET}\"]\n"
+        )))
+        .unwrap_err();
+        assert!(err.message.contains("[dns] names"), "{err}");
+        assert!(!err.to_string().contains(&SECRET[..8]), "{err}");
+    }
+
     #[test]
     fn neither_fingerprint_nor_ca_file_means_system_roots() {
         let c = load(&format!(

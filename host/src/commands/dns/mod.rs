@@ -48,11 +48,13 @@ pub fn run(ctx: &Context, args: &DnsArgs) -> Result<String> {
         .unwrap_or_else(|| ctx.config.ipset.clone());
     ipset_name(&ipset).map_err(|e| Failure::input(format!("dns: {e}")))?;
     let (mut db, bound) = ctx.state(false)?;
+    let mut session = ctx.session_for(&bound)?;
     if !args.remove {
         refuse_a_ban_list(ctx, &db, args, &ipset)?;
+        // Only once it is surely no ban list: the policy's writes there
+        // are denied from now on, also in this run's drain pass.
+        session.mark_accept(&ipset);
     }
-    let mut session = ctx.session_for(&bound)?;
-    session.mark_accept(&ipset);
     let lookups: Vec<(String, Option<Lookup>)> = names
         .into_iter()
         .map(|name| {
