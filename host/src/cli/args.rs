@@ -91,6 +91,39 @@ pub struct Target {
 }
 
 #[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// Host names to keep [default: `names` of [dns] in the config]
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+
+    /// The accept-list IPSet [default: `ipset` of [dns], else [pve] ipset, which is refused]
+    ///
+    /// An IPSet a firewall rule ACCEPTs. It must not be where bans go:
+    /// [pve] ipset (the fallback when neither -i nor [dns] ipset is given),
+    /// or an IPSet this state holds bans in, is refused (exit 2).
+    #[arg(short = 'i', long, value_name = "IPSET")]
+    pub ipset: Option<String>,
+
+    /// Stop keeping the names: remove their entries, unless another holds them
+    #[arg(long)]
+    pub remove: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxDns {
+    #[command(flatten)]
+    pub dns: DnsArgs,
+
+    /// Answer NAME's lookup with these addresses, not the system's resolver (repeatable)
+    ///
+    /// `--resolve home.example.net=198.51.100.7,2001:db8::7`; `NAME=` with
+    /// no address is a lookup that fails. Names not given here are
+    /// resolved for real.
+    #[arg(long, value_name = "NAME=ADDR,…")]
+    pub resolve: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct IpsetOnly {
     /// The datacenter IPSet [default: `ipset` from the config, else fail2ban]
     #[arg(short = 'i', long, value_name = "IPSET")]
@@ -202,6 +235,8 @@ pub enum SandboxCommand {
     Start(IpsetOnly),
     /// Check the in-memory IPSet still exists (fail2ban's actioncheck)
     Check(IpsetOnly),
+    /// Show what `dns NAME…` would do to the in-memory IPSet (-i names the accept list)
+    Dns(SandboxDns),
 }
 
 #[derive(Debug, Args)]

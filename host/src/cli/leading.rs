@@ -13,7 +13,7 @@ use clap::{Args, CommandFactory};
 #[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Options of the command, also taken before it")]
 pub(super) struct Leading {
-    /// The datacenter IPSet (ban, unban, start, check, sync, status, doctor, sandbox)
+    /// The datacenter IPSet (ban, unban, dns, start, check, sync, status, doctor, sandbox)
     #[arg(short = 'i', long = "ipset", value_name = "IPSET")]
     ipset: Option<String>,
 
@@ -52,7 +52,7 @@ impl Cli {
         };
         const TARGETS: &str = "ban and unban";
         if let Some(ipset) = ipset {
-            let of = "ban, unban, start, check, sync, status, doctor and sandbox";
+            let of = "ban, unban, dns, start, check, sync, status, doctor and sandbox";
             let slot = self.ipset_slot().ok_or_else(|| refuse("-i/--ipset", of))?;
             slot.get_or_insert(ipset);
         }
@@ -76,6 +76,7 @@ impl Cli {
         let name = match &self.command {
             Command::Ban(_) => "ban",
             Command::Unban(_) => "unban",
+            Command::Dns(_) => "dns",
             Command::Start(_) => "start",
             Command::Check(_) => "check",
             Command::Trust(_) => "trust",
@@ -95,6 +96,7 @@ impl Cli {
                         SandboxCommand::Unban(_) => "unban",
                         SandboxCommand::Start(_) => "start",
                         SandboxCommand::Check(_) => "check",
+                        SandboxCommand::Dns(_) => "dns",
                     }
                 );
             }
@@ -107,7 +109,9 @@ impl Cli {
             Command::Ban(t) | Command::Unban(t) => Some(t),
             Command::Sandbox(args) => match &mut args.command {
                 SandboxCommand::Ban(t) | SandboxCommand::Unban(t) => Some(t),
-                SandboxCommand::Start(_) | SandboxCommand::Check(_) => None,
+                SandboxCommand::Start(_) | SandboxCommand::Check(_) | SandboxCommand::Dns(_) => {
+                    None
+                }
             },
             _ => None,
         }
@@ -116,6 +120,7 @@ impl Cli {
     fn ipset_slot(&mut self) -> Option<&mut Option<String>> {
         match &mut self.command {
             Command::Ban(t) | Command::Unban(t) => Some(&mut t.ipset),
+            Command::Dns(d) => Some(&mut d.ipset),
             Command::Start(i) | Command::Check(i) | Command::Sync(i) | Command::Doctor(i) => {
                 Some(&mut i.ipset)
             }
@@ -123,6 +128,7 @@ impl Cli {
             Command::Sandbox(args) => match &mut args.command {
                 SandboxCommand::Ban(t) | SandboxCommand::Unban(t) => Some(&mut t.ipset),
                 SandboxCommand::Start(i) | SandboxCommand::Check(i) => Some(&mut i.ipset),
+                SandboxCommand::Dns(d) => Some(&mut d.dns.ipset),
             },
             _ => None,
         }

@@ -10,8 +10,8 @@ mod args;
 mod leading;
 
 pub use args::{
-    DEFAULT_CONFIG_PATH, DocsArgs, Flush, InitArgs, IpsetOnly, PolicyArgs, PolicyCommand,
-    SandboxArgs, SandboxCommand, Status, Target, TrustArgs,
+    DEFAULT_CONFIG_PATH, DnsArgs, DocsArgs, Flush, InitArgs, IpsetOnly, PolicyArgs, PolicyCommand,
+    SandboxArgs, SandboxCommand, SandboxDns, Status, Target, TrustArgs,
 };
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -107,6 +107,18 @@ pub enum Command {
     /// (10.0.0.1/8 removes 10.0.0.0/8). Not being there is success.
     /// Queued like ban.
     Unban(Target),
+    /// Keep the addresses of host names in an accept-list IPSet
+    ///
+    /// Resolves each NAME through the system's resolver (A and AAAA) and
+    /// makes the IPSet agree: adds the addresses it lacks, removes this
+    /// instance's entries of the name that it no longer resolves to. The
+    /// entries carry our tag and the name, so manual entries and other
+    /// instances' are never touched; nothing is written when nothing
+    /// changed. A name that does not resolve is an error naming it (exit
+    /// 1), and its entries stay. Goes through the queue like a ban and is
+    /// sent at once; fail2pvefw-dns.timer runs it every 5 minutes. With
+    /// [dns] never_ban_resolved (the default) the addresses are never banned.
+    Dns(DnsArgs),
     /// Check that PVE is reachable and the IPSet exists (fail2ban's actionstart)
     Start(IpsetOnly),
     /// Check that the IPSet still exists (fail2ban's actioncheck)
@@ -158,8 +170,10 @@ pub enum Command {
     ///
     /// Runs ban, unban, start or check with the policy (the built-in one, or
     /// --policy FILE.wasm) against an IPSet held in memory, then prints each
-    /// PVE call the policy made and the IPSet afterwards. Touches no network
-    /// and no state; the configuration file is not read.
+    /// PVE call the policy made and the IPSet afterwards; `dns` shows the
+    /// host's own writes for host names. Touches no network (but a `dns`
+    /// lookup without --resolve) and no state; the configuration file is
+    /// not read.
     /// Example: fail2pvefw sandbox ban 203.0.113.7
     Sandbox(SandboxArgs),
     /// Work with policy modules: `policy check FILE.wasm`
@@ -309,6 +323,52 @@ mod tests {
             assert!(text.contains(option), "{args:?}: {text}");
             assert!(text.contains("does not apply to"), "{text}");
         }
+    }
+
+    // See: issue 13, item 1
+    #[test]
+    fn the_old_scripts_dns_line_parses() {
+        let cli = parse(&["-i", "trusted", "dns", "home.example.net"]);
+        let Command::Dns(d) = cli.command else {
+            panic!()
+        };
+        assert_eq!(d.names, ["home.example.net"]);
+        assert_eq!(d.ipset.as_deref(), Some("trusted"));
+        let cli = parse(&["-f", "dns", "a.test", "b.test", "-i", "x", "--remove"]);
+        assert!(cli.foreground);
+        let Command::Dns(d) = cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            (d.names.len(), d.ipset.as_deref(), d.remove),
+            (2, Some("x"), true)
+        );
+        let Command::Dns(d) = parse(&["dns"]).command else {
+            panic!()
+        };
+        assert!(d.names.is_empty() && d.ipset.is_none());
+        // The old script's dns took no comment or time: the name is the comment.
+        let err = try_parse(&["-c", "x", "dns", "a.test"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("-c/--comment"), "{err}");
+        let cli = parse(&[
+            "-i",
+            "trusted",
+            "sandbox",
+            "dns",
+            "a.test",
+            "--resolve",
+            "a.test=192.0.2.1,2001:db8::1",
+        ]);
+        let Command::Sandbox(SandboxArgs {
+            command: SandboxCommand::Dns(d),
+            ..
+        }) = cli.command
+        else {
+            panic!()
+        };
+        assert_eq!(d.dns.ipset.as_deref(), Some("trusted"));
+        assert_eq!(d.resolve, ["a.test=192.0.2.1,2001:db8::1"]);
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub fn run(args: SandboxArgs, policy: Option<PathBuf>) -> Result<String> {
     let ipset = match &args.command {
         SandboxCommand::Ban(t) | SandboxCommand::Unban(t) => t.ipset.clone(),
         SandboxCommand::Start(i) | SandboxCommand::Check(i) => i.ipset.clone(),
+        SandboxCommand::Dns(_) => unreachable!("commands::run hands it to dns::sandbox"),
     }
     .unwrap_or_else(|| config::DEFAULT_IPSET.to_string());
     let memory = seed(args.seed.as_deref(), &ipset)?;
@@ -55,7 +56,7 @@ pub fn run(args: SandboxArgs, policy: Option<PathBuf>) -> Result<String> {
 
 /// The cluster of `--seed` (its whole `cluster.fw`, as PVE reads it), or
 /// one empty IPSet.
-fn seed(file: Option<&Path>, ipset: &str) -> Result<Cluster> {
+pub(super) fn seed(file: Option<&Path>, ipset: &str) -> Result<Cluster> {
     let Some(file) = file else {
         return Ok(Cluster::with_ipsets([ipset]));
     };
@@ -131,6 +132,7 @@ fn call(instance: &mut Instance, command: &SandboxCommand, ipset: &str) -> Resul
         }
         SandboxCommand::Start(_) => ("start".to_string(), instance.start(ipset)?),
         SandboxCommand::Check(_) => ("check".to_string(), instance.check(ipset)?),
+        SandboxCommand::Dns(_) => unreachable!("commands::run hands it to dns::sandbox"),
     };
     match outcome {
         // Someone else's entry, left alone: an answer, as in a real run.
@@ -161,10 +163,16 @@ fn failure(error: PolicyError) -> Failure {
 
 /// The calls and the resulting IPSet, for stdout.
 fn report(source: &Source, pve: &Pve, ipset: &str) -> String {
-    let mut out = format!(
+    let out = format!(
         "sandbox: {} against an in-memory PVE (nothing is sent anywhere)\n",
         source.describe()
     );
+    out + &listing(pve, ipset)
+}
+
+/// Each PVE call, and the IPSet as it is now.
+pub(super) fn listing(pve: &Pve, ipset: &str) -> String {
+    let mut out = String::new();
     if pve.calls.is_empty() {
         out.push_str("PVE calls: none\n");
     } else {

@@ -4,6 +4,7 @@
 //! Loaded from `--config`, else `$FAIL2PVEFW_CONFIG`, else
 //! `/etc/fail2pvefw/config.toml` (clap resolves the first two).
 
+mod dns;
 mod fingerprint;
 mod host;
 mod redact;
@@ -12,6 +13,7 @@ mod secrets;
 mod token;
 mod toml;
 
+pub use dns::{Dns, host_name, ipset_name};
 pub use fingerprint::{format_fingerprint, parse_fingerprint};
 pub use host::HostPort;
 pub use rules::{
@@ -54,6 +56,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[rules]` and `[policy_settings]`: what the policy is told and granted.
     pub rules: Rules,
+    /// `[dns]`: the host names `fail2pvefw dns` keeps in an accept list.
+    pub dns: Dns,
 }
 
 /// How to reach and authenticate to the PVE cluster.
@@ -221,6 +225,7 @@ impl Config {
             policy: file.policy.map(|p| relative_to(path, &p)),
             limits: rules::limits(file.limits).map_err(bad)?,
             rules: rules::rules(file.rules, file.policy_settings).map_err(bad)?,
+            dns: dns::dns(file.dns).map_err(bad)?,
             warnings,
             token_path,
             metrics_textfile: file.metrics.textfile.map(|p| relative_to(path, &p)),
@@ -356,6 +361,27 @@ mod tests {
         let c = Config::load(&path).unwrap();
         assert_eq!(c.warnings.len(), 1);
         assert!(c.warnings[0].contains("chmod 600"), "{:?}", c.warnings);
+    }
+
+    // See: issue 13, item 2
+    #[test]
+    fn dns_is_read_with_defaults_and_its_errors_show_no_secret() {
+        let c = load(&minimal("")).unwrap();
+        assert_eq!(c.dns, Dns::default());
+        assert!(c.dns.never_ban_resolved);
+        let c = load(&minimal(
+            "[dns]\nnames = [\"Home.Test.\"]\nipset = \"trusted\"\nnever_ban_resolved = false\n",
+        ))
+        .unwrap();
+        assert_eq!(c.dns.names, ["home.test"]);
+        assert_eq!(c.dns.ipset.as_deref(), Some("trusted"));
+        assert!(!c.dns.never_ban_resolved);
+        let err = load(&minimal(&format!(
+            "[dns]\nnames = [\"fail2ban@pve!fail2ban={SECRET}\"]\n"
+        )))
+        .unwrap_err();
+        assert!(err.message.contains("[dns] names"), "{err}");
+        assert!(!err.to_string().contains(&SECRET[..8]), "{err}");
     }
 
     #[test]

@@ -163,7 +163,6 @@ pub fn enqueue(
     bound: Option<&str>,
 ) -> rusqlite::Result<Option<i64>> {
     let now = now();
-    let json = serde_json::to_string(req).expect("a request serialises");
     let tx = db
         .conn_mut()
         .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -172,17 +171,33 @@ pub fn enqueue(
     {
         return Ok(None);
     }
+    let id = put(&tx, action, entry, holder, req, now)?;
+    tx.commit()?;
+    Ok(Some(id))
+}
+
+/// Inside the caller's write transaction: commits one event and its change
+/// to the desired set, as [`enqueue`] does (`state::dns` queues a host
+/// name's whole change in one transaction with it). Returns the event's id.
+pub(super) fn put(
+    tx: &Connection,
+    action: Action,
+    entry: &str,
+    holder: &str,
+    req: &Request,
+    now: f64,
+) -> rusqlite::Result<i64> {
+    let json = serde_json::to_string(req).expect("a request serialises");
     tx.execute(
         "INSERT INTO events (action, ipset, entry, holder, request, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![action.as_str(), req.ipset, entry, holder, json, now],
     )?;
     let id = tx.last_insert_rowid();
     match action {
-        Action::Ban => desired::add(&tx, &req.ipset, entry, holder, &json, req.expires(now))?,
-        Action::Unban => desired::release(&tx, &req.ipset, entry, holder)?,
+        Action::Ban => desired::add(tx, &req.ipset, entry, holder, &json, req.expires(now))?,
+        Action::Unban => desired::release(tx, &req.ipset, entry, holder)?,
     }
-    tx.commit()?;
-    Ok(Some(id))
+    Ok(id)
 }
 
 /// The ready entries, at most `limit`, in the order of each one's first

@@ -5,6 +5,8 @@
 
 /// The real fail2ban, sandboxed (used by tests/fail2ban.rs).
 pub mod fail2ban;
+/// Host names from a private hosts file (used by tests/dns.rs).
+pub mod hosts;
 
 use pve_emulator::{Emulator, Options, Token};
 use std::path::PathBuf;
