@@ -89,7 +89,7 @@ fn instantiate(source: &Source, cluster: Cluster, args: &SandboxArgs) -> Result<
     );
     let state = HostState::new(
         Pve::in_memory(cluster, guard),
-        capabilities::store::Store::new(None, source.namespace()),
+        capabilities::store::Store::new(None, source.legacy_namespace()),
         capabilities::guest_log::Log {
             source: source.describe(),
         },

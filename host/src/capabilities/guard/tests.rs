@@ -266,3 +266,15 @@ fn a_change_names_the_entry_as_pve_matches_it() {
     assert!(check("POST", "/cluster/firewall/ipset/f2b/192.0.2.1", &[]).is_err());
     assert!(check("PUT", "/cluster/firewall/ipset/f2b", &[]).is_err());
 }
+
+#[test]
+fn the_words_say_whose_an_entry_is() {
+    let words = not_ours(Some("manual-by-admin"), "web01");
+    assert_eq!(
+        words,
+        "not ours (comment 'manual-by-admin' carries no tag f2p:web01/…)"
+    );
+    let words = not_ours(Some("x f2p:other/sshd/1"), "web01");
+    assert!(words.contains("instance 'other' wrote it"), "{words}");
+    assert!(not_ours(None, "web01").contains("no comment"));
+}
