@@ -18,7 +18,7 @@ fn binary_digest() -> Vec<u8> {
 #[test]
 fn example_policy_escalates_to_the_subnet_with_the_same_binary() {
     let before = binary_digest();
-    let policy = example().to_str().unwrap();
+    let policy = wasm_build::example_policy().to_str().unwrap();
 
     let s = Setup::new();
     let text = std::fs::read_to_string(&s.config).unwrap();
@@ -58,15 +58,6 @@ fn example_policy_escalates_to_the_subnet_with_the_same_binary() {
     assert_eq!(binary_digest(), before, "the fail2pvefw binary changed");
 }
 
-/// The example, built once for this test binary.
-fn example() -> &'static Path {
-    static WASM: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    WASM.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/subnet-escalation");
-        wasm_build::build(&dir, "subnet_escalation", &[])
-    })
-}
-
 /// A set-up whose instance is `web01`, with the example's settings, and the
 /// example copied to `NAME.wasm` for each name.
 fn escalating(names: &[&str]) -> (Setup, Vec<String>) {
@@ -79,7 +70,7 @@ fn escalating(names: &[&str]) -> (Setup, Vec<String>) {
         .iter()
         .map(|name| {
             let copy = s.dir.path().join(format!("{name}.wasm"));
-            std::fs::copy(example(), &copy).unwrap();
+            std::fs::copy(wasm_build::example_policy(), &copy).unwrap();
             copy.to_str().unwrap().to_string()
         })
         .collect();

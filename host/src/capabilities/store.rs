@@ -53,6 +53,20 @@ impl Store {
         &self.namespace
     }
 
+    /// Sets these keys, as the policy would (the sandbox's `--store`);
+    /// `Err` says why the store cannot take them.
+    pub fn load(
+        &mut self,
+        pairs: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), String> {
+        let ns = self.namespace.clone();
+        let db = self.db().ok_or("the store could not be opened")?;
+        for (key, value) in pairs {
+            db.set(&ns, &key, &value).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Every key and value, sorted (the sandbox's `--store`).
     pub fn dump(&mut self) -> Vec<(String, String)> {
         let ns = self.namespace.clone();
