@@ -18,6 +18,7 @@ pub mod flush;
 pub mod init;
 pub mod metrics;
 pub mod policy;
+pub mod policy_new;
 pub mod reconcile;
 pub mod sandbox;
 pub mod start;

@@ -22,6 +22,9 @@ const ACTION: &str = "fail2pvefw:policy/action";
 pub fn run(args: PolicyArgs) -> Result<String> {
     match args.command {
         PolicyCommand::Check { file } => check(&file),
+        PolicyCommand::New { name, dir, sdk } => {
+            super::policy_new::run(&name, dir.as_deref(), sdk.as_deref())
+        }
     }
 }
 
