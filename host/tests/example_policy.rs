@@ -5,7 +5,6 @@
 mod support;
 mod wasm_build;
 
-use std::path::Path;
 use support::Setup;
 
 fn binary_digest() -> Vec<u8> {

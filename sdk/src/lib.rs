@@ -7,8 +7,8 @@
 //! each fail2ban action makes; the host `fail2pvefw` runs it in a sandbox,
 //! with the token, TLS and a guard on every request.
 //!
-//! ```ignore
-//! use fail2pvefw_sdk::{BanRequest, Error, Identity, Policy, cidr, comment, ipset};
+//! ```
+//! use fail2pvefw_sdk::{BanRequest, Error, Identity, Policy, comment, ipset};
 //!
 //! pub struct MyPolicy;
 //!
@@ -29,9 +29,20 @@
 //! }
 //!
 //! fail2pvefw_sdk::export_policy!(MyPolicy);
+//!
+//! // Natively, against the test host: no wasm, nothing to fake.
+//! # #[cfg(not(target_arch = "wasm32"))] {
+//! use fail2pvefw_sdk::test_host::TestHost;
+//!
+//! let mut host = TestHost::new().ipset("fail2ban");
+//! assert_eq!(host.ban::<MyPolicy>("10.0.0.1/24"), Ok("added 10.0.0.0/24".into()));
+//! assert_eq!(host.cidrs("fail2ban"), ["10.0.0.0/24"]);
+//! host.unban::<MyPolicy>("10.0.0.9/24").unwrap();
+//! assert!(host.cidrs("fail2ban").is_empty());
+//! # }
 //! ```
 //!
-//! `fail2pvefw policy new NAME` writes such a crate, with a native test.
+//! `fail2pvefw policy new NAME` writes such a crate, with native tests.
 //!
 //! ## What is here
 //! - **The conventions**, plain code that needs no feature: the ownership
@@ -111,7 +122,14 @@ pub mod test_host;
 /// `action` interface. Expands to nothing on other targets than wasm32, so
 /// the crate also builds and runs its tests natively.
 ///
-/// ```ignore
+/// ```
+/// # use fail2pvefw_sdk::{BanRequest, Error, Identity, Policy};
+/// # struct MyPolicy;
+/// # impl Policy for MyPolicy {
+/// #     fn identity() -> Identity { Identity::new("mine", "1") }
+/// #     fn ban(_: &BanRequest) -> Result<String, Error> { Ok("done".into()) }
+/// #     fn unban(_: &BanRequest) -> Result<String, Error> { Ok("done".into()) }
+/// # }
 /// fail2pvefw_sdk::export_policy!(MyPolicy);
 /// ```
 #[cfg(feature = "guest")]

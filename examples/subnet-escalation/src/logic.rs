@@ -27,7 +27,11 @@ pub fn member(req: &BanRequest) -> Result<(IpsetName, Cidr), Error> {
 
 /// The /24 or /64 around an address.
 fn subnet(member: &Cidr) -> Cidr {
-    member.widen(if member.net().addr().is_ipv4() { 24 } else { 64 })
+    member.widen(if member.net().addr().is_ipv4() {
+        24
+    } else {
+        64
+    })
 }
 
 pub fn ban(req: &BanRequest) -> Result<String, Error> {
@@ -251,14 +255,16 @@ mod tests {
             ("web01", Some(1_700_000_920))
         );
         assert!(
-            subnet
-                .comment
-                .as_deref()
-                .unwrap()
-                .starts_with("[2023/11/14 22:13:40] subnet-escalation: 3 bans in 203.0.113.0/24 f2p:"),
+            subnet.comment.as_deref().unwrap().starts_with(
+                "[2023/11/14 22:13:40] subnet-escalation: 3 bans in 203.0.113.0/24 f2p:"
+            ),
             "{subnet:?}"
         );
-        let writes: Vec<String> = host.writes().iter().map(|c| format!("{} {}", c.method, c.path)).collect();
+        let writes: Vec<String> = host
+            .writes()
+            .iter()
+            .map(|c| format!("{} {}", c.method, c.path))
+            .collect();
         assert_eq!(
             writes,
             [
@@ -329,7 +335,10 @@ mod tests {
         }
         assert_eq!(host.cidrs("fail2ban"), ["2001:db8:1:2::/64"]);
         // A permanent member makes the subnet permanent.
-        assert_eq!(host.entries("fail2ban")[0].owner.as_ref().unwrap().expires, None);
+        assert_eq!(
+            host.entries("fail2ban")[0].owner.as_ref().unwrap().expires,
+            None
+        );
         assert_eq!(
             host.unban::<P>("2001:db8:1:2::1").unwrap(),
             "2001:db8:1:2::/64 stays banned for 2 more members"

@@ -53,6 +53,7 @@ pub struct SandboxArgs {
 /// The options of the sandbox itself, taken before, between or after its
 /// commands.
 #[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Sandbox options (before, between or after the commands)")]
 pub struct SandboxOptions {
     /// Start from this cluster.fw [default: one empty IPSet]
     ///
@@ -169,7 +170,11 @@ impl SandboxCommand {
 /// One sandbox command, with the sandbox's options after it and the main
 /// CLI's `--policy` and `-v`, which it took after the command before.
 #[derive(Debug, Parser)]
-#[command(name = "fail2pvefw sandbox", no_binary_name = true)]
+#[command(
+    name = "fail2pvefw sandbox",
+    bin_name = "fail2pvefw sandbox",
+    no_binary_name = true
+)]
 struct One {
     #[command(flatten)]
     options: SandboxOptions,

@@ -2,7 +2,18 @@
 //! a policy crate runs the policy's exports with no wasm and nothing to
 //! fake.
 //!
-//! ```ignore
+//! ```
+//! # use fail2pvefw_sdk::{BanRequest, Error, Identity, Policy};
+//! # struct MyPolicy;
+//! # impl Policy for MyPolicy {
+//! #     fn identity() -> Identity { Identity::new("mine", "1") }
+//! #     fn ban(req: &BanRequest) -> Result<String, Error> {
+//! #         let (set, entry) = fail2pvefw_sdk::policy::checked(req)?;
+//! #         fail2pvefw_sdk::ipset::add(&set, entry.as_str(), &fail2pvefw_sdk::comment::for_ban(req))?;
+//! #         Ok(String::new())
+//! #     }
+//! #     fn unban(_: &BanRequest) -> Result<String, Error> { Ok(String::new()) }
+//! # }
 //! use fail2pvefw_sdk::test_host::TestHost;
 //!
 //! let mut host = TestHost::new()

@@ -178,14 +178,20 @@ mod tests {
     fn someone_elses_entry_is_left_alone() {
         let mut host = TestHost::new().entry("fail2ban", "192.0.2.50", Some("added by hand"));
         let words = host.unban::<{{type}}>("192.0.2.50").unwrap();
-        assert!(words.starts_with("left 192.0.2.50 alone: not ours"), "{words}");
+        assert!(
+            words.starts_with("left 192.0.2.50 alone: not ours"),
+            "{words}"
+        );
         assert_eq!(host.cidrs("fail2ban"), ["192.0.2.50"]);
     }
 
     #[test]
     fn bad_input_is_refused_before_any_call() {
         let mut host = TestHost::new().ipset("fail2ban");
-        assert!(matches!(host.ban::<{{type}}>("010.0.0.1"), Err(Error::InvalidInput(_))));
+        assert!(matches!(
+            host.ban::<{{type}}>("010.0.0.1"),
+            Err(Error::InvalidInput(_))
+        ));
         assert!(host.calls().is_empty());
     }
 }
