@@ -9,12 +9,14 @@
 mod args;
 mod leading;
 mod sandbox;
+mod script;
 
 pub use args::{
     DEFAULT_CONFIG_PATH, DocsArgs, Flush, InitArgs, IpsetOnly, PolicyArgs, PolicyCommand, Status,
     Target, TrustArgs,
 };
-pub use sandbox::{Defaults, SandboxArgs, SandboxCommand, SandboxOptions, script_commands};
+pub use sandbox::{Defaults, SandboxArgs, SandboxCommand, SandboxOptions};
+pub use script::script_commands;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
