@@ -187,7 +187,9 @@ fn r10_3_never_ban_is_checked_before_the_queue_whatever_the_policy() {
     let policy = wasm_build::hostile_policy().to_str().unwrap();
     let s = Setup::new();
     let text = std::fs::read_to_string(&s.config).unwrap();
-    s.write_config(&format!("{text}\n[rules]\nnever_ban = [\"192.0.2.0/24\"]\n"));
+    s.write_config(&format!(
+        "{text}\n[rules]\nnever_ban = [\"192.0.2.0/24\"]\n"
+    ));
     for args in [
         &["--policy", policy, "-f", "ban", "10.1.2.3"][..],
         &["--policy", policy, "ban", "10.200.0.1"],
