@@ -15,7 +15,7 @@
 //! again: at most [`CHANGE_TRIES`] reads and writes, then the last answer
 //! goes to the policy.
 
-use super::guard::{Actor, Checked, Guard, IPSET_API, owner};
+use super::guard::{self, Actor, Checked, Guard, IPSET_API};
 use crate::bindings::fail2pvefw::policy::pve::{self, Response};
 use crate::bindings::fail2pvefw::policy::types::Error;
 use crate::config;
@@ -229,8 +229,8 @@ impl Pve {
                 )));
             };
             let instance = self.guard.instance().to_string();
-            if !owner::is_ours(comment.as_deref(), &instance) {
-                let why = owner::not_ours(comment.as_deref(), &instance);
+            if !fail2pvefw_sdk::tag::is_ours(comment.as_deref(), &instance) {
+                let why = guard::not_ours(comment.as_deref(), &instance);
                 log::info(&format!(
                     "the host sent no {method} of {cidr} in IPSet '{ipset}': {why}"
                 ));

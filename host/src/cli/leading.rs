@@ -3,7 +3,7 @@
 //! ban 192.0.2.60` must work as `ban 192.0.2.60 -f -i fail2ban -c hello`
 //! does. Like the rest of `cli`, it uses only clap and std.
 
-use super::{Cli, Command, SandboxCommand, Target};
+use super::{Cli, Command, Defaults, Target};
 use clap::{Args, CommandFactory};
 
 /// The old script's options of a command, taken before the command too
@@ -41,6 +41,18 @@ impl Cli {
             comment,
             time,
         } = std::mem::take(&mut self.leading);
+        if let Command::Sandbox(args) = &mut self.command {
+            // Its commands are parsed here; the options before `sandbox`
+            // are defaults of each, as the sandbox's own.
+            let trailing = args.settle(Defaults {
+                ipset,
+                comment,
+                time,
+            })?;
+            self.policy = trailing.policy.or(self.policy.take());
+            self.verbose += trailing.verbose;
+            return Ok(self);
+        }
         let name = self.command_name();
         let refuse = |option: &str, of: &str| {
             Cli::command().error(
@@ -71,7 +83,7 @@ impl Cli {
         Ok(self)
     }
 
-    /// `ban`, or `sandbox ban` for a sandbox command.
+    /// `ban`, `status`, ….
     fn command_name(&self) -> String {
         let name = match &self.command {
             Command::Ban(_) => "ban",
@@ -88,18 +100,7 @@ impl Cli {
             Command::Drain => "drain",
             Command::GenerateDocs(_) => "generate-docs",
             Command::Policy(_) => "policy",
-            Command::Sandbox(args) => {
-                return format!(
-                    "sandbox {}",
-                    match args.command {
-                        SandboxCommand::Ban(_) => "ban",
-                        SandboxCommand::Unban(_) => "unban",
-                        SandboxCommand::Start(_) => "start",
-                        SandboxCommand::Check(_) => "check",
-                        SandboxCommand::Dns(_) => "dns",
-                    }
-                );
-            }
+            Command::Sandbox(_) => "sandbox",
         };
         name.to_string()
     }
@@ -107,12 +108,6 @@ impl Cli {
     fn target(&mut self) -> Option<&mut Target> {
         match &mut self.command {
             Command::Ban(t) | Command::Unban(t) => Some(t),
-            Command::Sandbox(args) => match &mut args.command {
-                SandboxCommand::Ban(t) | SandboxCommand::Unban(t) => Some(t),
-                SandboxCommand::Start(_) | SandboxCommand::Check(_) | SandboxCommand::Dns(_) => {
-                    None
-                }
-            },
             _ => None,
         }
     }
@@ -125,11 +120,6 @@ impl Cli {
                 Some(&mut i.ipset)
             }
             Command::Status(s) => Some(&mut s.ipset),
-            Command::Sandbox(args) => match &mut args.command {
-                SandboxCommand::Ban(t) | SandboxCommand::Unban(t) => Some(&mut t.ipset),
-                SandboxCommand::Start(i) | SandboxCommand::Check(i) => Some(&mut i.ipset),
-                SandboxCommand::Dns(d) => Some(&mut d.dns.ipset),
-            },
             _ => None,
         }
     }

@@ -19,6 +19,7 @@ pub mod flush;
 pub mod init;
 pub mod metrics;
 pub mod policy;
+pub mod policy_new;
 pub mod reconcile;
 pub mod sandbox;
 pub mod start;
@@ -49,9 +50,9 @@ pub fn run(cli: Cli) -> Result<String> {
     // These need no configuration file, token or PVE, or check it themselves.
     match cli.command {
         Command::Sandbox(args) => {
-            return match &args.command {
+            return match args.commands.as_slice() {
                 // No policy runs: the host's own writes.
-                SandboxCommand::Dns(dns) => dns::sandbox::run(&args, dns),
+                [SandboxCommand::Dns(dns)] => dns::sandbox::run(&args, dns),
                 _ => sandbox::run(args, cli.policy),
             };
         }

@@ -5,7 +5,7 @@ use super::instance::Instance;
 use super::{Source, instantiate};
 use crate::bindings::fail2pvefw::policy::pve::Response;
 use crate::bindings::{BanRequest, Entry, PolicyError, Refusal, RefusalCause};
-use crate::capabilities::guard::{named, owner};
+use crate::capabilities::guard::{self, named};
 use crate::capabilities::pve::{Added, Write, WriteOutcome};
 use crate::config::Config;
 use crate::error::{Failure, Result};
@@ -189,7 +189,7 @@ impl Session {
                 WriteOutcome::NotOurs => {
                     let pve = &self.instance.state_mut().pve;
                     let comment = pve.writes().last().and_then(|w| w.comment.clone());
-                    let why = owner::not_ours(comment.as_deref(), &self.instance_name);
+                    let why = guard::not_ours(comment.as_deref(), &self.instance_name);
                     format!("left {entry} in IPSet '{ipset}' alone: {why}")
                 }
                 _ => format!("{entry} of '{name}' is not in IPSet '{ipset}' any more"),
@@ -206,7 +206,7 @@ impl Session {
             Ok(Added::Present { ours: false, .. }) => {
                 let pve = &self.instance.state_mut().pve;
                 let comment = pve.writes().last().and_then(|w| w.comment.clone());
-                let why = owner::not_ours(comment.as_deref(), &self.instance_name);
+                let why = guard::not_ours(comment.as_deref(), &self.instance_name);
                 Ok(format!(
                     "{entry} of '{name}' was already in IPSet '{ipset}', {why}: left as it is"
                 ))

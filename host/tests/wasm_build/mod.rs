@@ -46,3 +46,12 @@ pub fn policy_0_1_0() -> &'static Path {
         build(&dir, "policy_0_1_0", &[])
     })
 }
+
+/// `examples/subnet-escalation`, on the SDK.
+pub fn example_policy() -> &'static Path {
+    static WASM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    WASM.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/subnet-escalation");
+        build(&dir, "subnet_escalation", &[])
+    })
+}

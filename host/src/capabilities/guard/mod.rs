@@ -19,14 +19,15 @@
 //!   there ([`Guard::check_host`]), for form and width only.
 //! - **A PUT or DELETE of an entry** is [`Checked::Change`]: the `pve`
 //!   capability sends it only for an entry whose comment carries this
-//!   instance's tag ([`owner`]), with PVE's digest.
+//!   instance's tag, read by the policy SDK's own reader
+//!   ([`fail2pvefw_sdk::tag`], the one implementation policies write it
+//!   with), with PVE's digest.
 //!
 //! Other writes the admin granted with `allow_paths` (outside the IPSets)
 //! pass as they are: the admin chose them.
 
 pub mod entry;
 pub mod named;
-pub mod owner;
 
 pub use entry::{EntryRules, Purpose};
 
@@ -314,6 +315,23 @@ fn accept_only(name: &str) -> String {
         "IPSet '{name}' is an accept list (`fail2pvefw dns` keeps host names there): a policy \
          may read it, never write it, and no ban goes there"
     )
+}
+
+/// Why an entry is not ours, in words for the policy and the log:
+/// `not ours (comment 'manual-by-admin' carries no tag f2p:web01/…)`.
+pub fn not_ours(comment: Option<&str>, instance: &str) -> String {
+    use fail2pvefw_sdk::tag::{Owner, PREFIX};
+    let Some(comment) = comment else {
+        return format!("not ours (it has no comment, so no tag {PREFIX}{instance}/…)");
+    };
+    let shown: String = crate::log::sanitize(comment).chars().take(120).collect();
+    match Owner::parse(comment) {
+        Some(owner) => format!(
+            "not ours (comment '{shown}': instance '{}' wrote it)",
+            owner.instance
+        ),
+        None => format!("not ours (comment '{shown}' carries no tag {PREFIX}{instance}/…)"),
+    }
 }
 
 /// The one value of `key`, if given once.

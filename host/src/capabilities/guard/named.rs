@@ -6,7 +6,7 @@
 //! `sync` never removes one as expired); the word before the tag is the
 //! name. Only the host writes these, into accept lists.
 
-use super::owner::{PREFIX, Tag};
+use fail2pvefw_sdk::tag::{Owner as Tag, PREFIX};
 
 /// The tag's jail slot of a host name's entry.
 pub const SLOT: &str = "dns";
@@ -47,7 +47,7 @@ mod tests {
         assert!(c.starts_with("[20"), "{c}");
         assert_eq!(name_of(&c, "web01"), Some("home.test"));
         assert_eq!(name_of(&c, "web02"), None);
-        assert!(super::super::owner::is_ours(Some(&c), "web01"));
+        assert!(fail2pvefw_sdk::tag::is_ours(Some(&c), "web01"));
         for other in [
             "[2026/01/01 00:00:00] sshd, 3 failures f2p:web01/dns/1700000000",
             "[2026/01/01 00:00:00] home.test f2p:web01/sshd/-",

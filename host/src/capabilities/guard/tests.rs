@@ -314,3 +314,15 @@ fn an_accept_list_is_the_hosts_alone() {
     guard.allow_ipset("trusted");
     assert!(guard.check("POST", path, &add("198.51.100.8")).is_err());
 }
+
+#[test]
+fn the_words_say_whose_an_entry_is() {
+    let words = not_ours(Some("manual-by-admin"), "web01");
+    assert_eq!(
+        words,
+        "not ours (comment 'manual-by-admin' carries no tag f2p:web01/…)"
+    );
+    let words = not_ours(Some("x f2p:other/sshd/1"), "web01");
+    assert!(words.contains("instance 'other' wrote it"), "{words}");
+    assert!(not_ours(None, "web01").contains("no comment"));
+}

@@ -58,7 +58,7 @@ impl Pve {
         let Some((comment, _)) = is_success(&read).then(|| entry_of(&read.body)).flatten() else {
             return Ok(Added::Refused(answer));
         };
-        let ours = owner::is_ours(comment.as_deref(), self.guard.instance());
+        let ours = fail2pvefw_sdk::tag::is_ours(comment.as_deref(), self.guard.instance());
         let outcome = if ours {
             WriteOutcome::Added
         } else {

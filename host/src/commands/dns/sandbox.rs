@@ -12,7 +12,7 @@ use super::lookup;
 use crate::capabilities::guard::{EntryRules, Guard, Purpose, named};
 use crate::capabilities::pve::{Added, Pve, WriteOutcome};
 use crate::cli::{SandboxArgs, SandboxDns};
-use crate::commands::sandbox::{listing, seed};
+use crate::commands::sandbox::{calls_section, ipset_section, seed};
 use crate::config::{self, Rules, host_name, ipset_name};
 use crate::error::{Failure, Result};
 use crate::state::dns::{Lookup, diff};
@@ -48,11 +48,14 @@ pub fn run(args: &SandboxArgs, dns: &SandboxDns) -> Result<String> {
     let mut guard = Guard::new(
         [(ipset.clone(), Purpose::Ban)],
         &[],
-        EntryRules::new(&Rules::default(), &args.pve_host),
+        EntryRules::new(&Rules::default(), &args.options.pve_host),
         INSTANCE,
     );
     guard.mark_accept(&ipset);
-    let mut pve = Pve::in_memory(seed(args.seed.as_deref(), &ipset)?, guard);
+    let mut pve = Pve::in_memory(
+        seed(args.options.seed.as_deref(), std::slice::from_ref(&ipset))?,
+        guard,
+    );
     let now = crate::state::queue::now();
     let mut lines = Vec::new();
     let mut failed = Vec::new();
@@ -116,9 +119,10 @@ pub fn run(args: &SandboxArgs, dns: &SandboxDns) -> Result<String> {
         "sandbox: the host's own writes of `dns` (no policy runs) against an in-memory PVE, \
          IPSet '{ipset}' an accept list (nothing is sent anywhere)\n"
     );
-    out.push_str(&listing(&pve, &ipset));
+    calls_section(&mut out, &pve.calls);
+    ipset_section(&mut out, &pve, &ipset);
     crate::output::write(&out);
-    if let (Some(path), Some(cluster)) = (&args.save, pve.memory()) {
+    if let (Some(path), Some(cluster)) = (&args.options.save, pve.memory()) {
         std::fs::write(path, cluster.cluster_fw()).map_err(|e| {
             Failure::input(format!("cannot write --save '{}': {e}", path.display()))
         })?;

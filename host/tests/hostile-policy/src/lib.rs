@@ -27,13 +27,20 @@ mod bindings {
 #[cfg(target_arch = "wasm32")]
 bindings::export!(Hostile with_types_in bindings);
 
-use bindings::exports::fail2pvefw::policy::action::{BanRequest, Entry, Guest};
+use bindings::exports::fail2pvefw::policy::action::{BanRequest, Entry, Guest, PolicyIdentity};
 use bindings::fail2pvefw::policy::pve;
 use bindings::fail2pvefw::policy::types::{Error, Refusal, RefusalCause};
 
 pub struct Hostile;
 
 impl Guest for Hostile {
+    fn identity() -> PolicyIdentity {
+        PolicyIdentity {
+            name: "hostile-policy".into(),
+            version: "0.1.0".into(),
+        }
+    }
+
     fn validate(req: BanRequest) -> Result<String, Error> {
         if req.ip == "garbage" {
             return Ok("\u{1b}[2J\u{1b}[31m pwned \n".repeat(500));
