@@ -98,6 +98,7 @@ impl Cli {
             Command::Init(_) => "init",
             Command::Flush(_) => "flush",
             Command::Drain => "drain",
+            Command::Serve => "serve",
             Command::GenerateDocs(_) => "generate-docs",
             Command::Policy(_) => "policy",
             Command::Sandbox(_) => "sandbox",

@@ -164,6 +164,20 @@ pub enum Command {
     Init(InitArgs),
     /// fail2ban's actionflush: keep this jail's bans in PVE (default) or remove them
     Flush(Flush),
+    /// Run as a resident service: the local API, the drainer, the periodic sync
+    ///
+    /// Holds what each run of the CLI rebuilds (the configuration, the warm
+    /// policy, the open state database, a keep-alive HTTPS connection) and
+    /// takes ban, unban, flush, start, check and status requests on a Unix
+    /// socket ([serve] socket, default /run/fail2pvefw/fail2pvefw.sock, mode
+    /// 0660, group [serve] group). A ban is answered once it is committed
+    /// durably; the queue is drained as events arrive; `sync` runs every
+    /// [serve] sync_interval seconds (300); /metrics is served on [metrics]
+    /// listen (loopback only). `ban` and `unban` hand their event to it
+    /// when it runs, and do the work themselves when it does not. SIGHUP
+    /// reloads the configuration (a bad one keeps the old), SIGTERM stops
+    /// after the call in flight. Run by fail2pvefw.service.
+    Serve,
     /// Drain the queue in the background (started by ban and unban)
     #[command(hide = true)]
     Drain,

@@ -5,8 +5,10 @@ use super::cluster::Bound;
 use super::context::{Context, request_from};
 use super::drain::{Backoff, Report, pass};
 use super::errors::{db_failure, lock_failure};
+use super::local_api;
 use crate::capabilities::guard::Purpose;
 use crate::cli::Target;
+use crate::config::Config;
 use crate::error::{Failure, Result};
 use crate::log;
 use crate::runtime::Source;
@@ -28,19 +30,64 @@ pub fn submit(ctx: &Context, target: &Target, action: Action) -> Result<String> 
     let req = request_from(target, &ctx.config.ipset);
     let verb = action.as_str();
     let what = format!("{verb} '{}'", target.ip);
+    if ctx.handoff && !ctx.foreground && !ctx.queue_only {
+        // `fail2pvefw serve` runs: it validates and commits for us (no
+        // process start-up of the policy, no database open here).
+        if let Some(answer) = local_api::hand_off(&ctx.config, &local_api::Op::event(action, &req))
+        {
+            if let Some(id) = answer.event {
+                log::debug(&format!("{what}: handed to fail2pvefw serve (event {id})"));
+            }
+            return answer.into_result();
+        }
+    }
     let (mut db, bound) = ctx.state(false)?;
+    let mut session = ctx.session_for(&bound)?;
+    let queued = queue_event(&ctx.config, &mut session, &mut db, &bound, &req, action)?;
+    if !ctx.foreground || ctx.queue_only {
+        start_background_drainer(ctx)?;
+        return Ok(queued.note.unwrap_or_default());
+    }
+    let left_alone =
+        drain_for(ctx, &mut session, &mut db, &bound, queued.id).map_err(|f| f.context(&what))?;
+    Ok(queued
+        .note
+        .or(left_alone)
+        .unwrap_or_else(|| format!("{verb} of {} in IPSet '{}' done", queued.entry, req.ipset)))
+}
+
+/// An event committed to the queue.
+pub struct Queued {
+    /// Its event id.
+    pub id: i64,
+    /// The exact entry PVE will store.
+    pub entry: String,
+    /// What to tell about an event that needs no call.
+    pub note: Option<String>,
+}
+
+/// Validates a ban or unban (bad input never reaches the queue), checks
+/// the admin's rules and commits the event durably; `ban`/`unban` and the
+/// local API of `fail2pvefw serve` share it.
+pub fn queue_event(
+    config: &Config,
+    session: &mut Session,
+    db: &mut Db,
+    bound: &Bound,
+    req: &queue::Request,
+    action: Action,
+) -> Result<Queued> {
+    let verb = action.as_str();
+    let what = format!("{verb} '{}'", req.ip);
     if bound.dns.accept_lists.contains(&req.ipset) {
         return Err(accept_list(&what, &req.ipset, action));
     }
-    let mut session = ctx.session_for(&bound)?;
     // The policy's message already quotes the input.
     let entry = session
-        .validate(&req)?
+        .validate(req)?
         .map_err(|r| r.failure.context(verb))?;
     if action == Action::Ban
-        && let Err(why) = bound
-            .entry_rules(&ctx.config.rules)
-            .check(&entry, Purpose::Ban)
+        && let Err(why) = bound.entry_rules(&config.rules).check(&entry, Purpose::Ban)
     {
         return Err(Failure::input(format!(
             "{what}: refused by the host: '{entry}': {why}; nothing was queued"
@@ -48,26 +95,18 @@ pub fn submit(ctx: &Context, target: &Target, action: Action) -> Result<String> 
         .hint("The host checks [rules] never_ban, widest_ipv4/widest_ipv6, the PVE nodes' addresses and the addresses of [dns] names whatever the policy says."));
     }
     let holder = desired::jail_holder(req.jail.as_deref(), action == Action::Ban);
-    let id = queue::enqueue(&mut db, action, &entry, &holder, &req, Some(&bound.id))
+    let id = queue::enqueue(db, action, &entry, &holder, req, Some(&bound.id))
         .map_err(db_failure)?
         .ok_or_else(|| {
             Failure::config(format!(
                 "{what}: the state directory '{}' was bound to another PVE cluster meanwhile; nothing was queued",
-                ctx.config.state_dir.display()
+                config.state_dir.display()
             ))
             .hint("Give each cluster its own [state] dir.")
         })?;
     log::debug(&format!("queued {verb} of '{entry}' (event {id})"));
-    let note = note(&db, action, &what, &req, &entry)?;
-    if !ctx.foreground || ctx.queue_only {
-        start_background_drainer(ctx)?;
-        return Ok(note.unwrap_or_default());
-    }
-    let left_alone =
-        drain_for(ctx, &mut session, &mut db, &bound, id).map_err(|f| f.context(&what))?;
-    Ok(note
-        .or(left_alone)
-        .unwrap_or_else(|| format!("{verb} of {entry} in IPSet '{}' done", req.ipset)))
+    let note = note(db, action, &what, req, &entry)?;
+    Ok(Queued { id, entry, note })
 }
 
 /// The refusal of a ban or unban in an accept list: `fail2pvefw dns` keeps

@@ -18,6 +18,9 @@ pub struct Context {
     pub foreground: bool,
     /// Commit events and leave sending to `sync` or the timer.
     pub queue_only: bool,
+    /// `ban`/`unban` may hand their event to a running `fail2pvefw serve`
+    /// (no `--policy` of their own on the command line).
+    pub handoff: bool,
 }
 
 impl Context {

@@ -69,6 +69,20 @@ pub fn pass(
     backoff: Backoff,
     report: &mut Report,
 ) -> Result<(), Failure> {
+    pass_until(session, db, bound, backoff, report, &|| false)
+}
+
+/// [`pass`], stopping before the next entry once `stop` says so (the
+/// service's SIGTERM): what was not sent stays queued, what was sent is
+/// settled.
+pub fn pass_until(
+    session: &mut Session,
+    db: &mut Db,
+    bound: &Bound,
+    backoff: Backoff,
+    report: &mut Report,
+    stop: &dyn Fn() -> bool,
+) -> Result<(), Failure> {
     report.stopped = None;
     report.blocker = None;
     match backoff {
@@ -88,6 +102,9 @@ pub fn pass(
             return Ok(());
         }
         for group in &groups {
+            if stop() {
+                return Ok(());
+            }
             if let Some(remedy) = send(session, db, group, report)? {
                 report.stopped = Some(remedy);
                 return Ok(());

@@ -17,11 +17,13 @@ pub mod drain;
 pub mod errors;
 pub mod flush;
 pub mod init;
+pub mod local_api;
 pub mod metrics;
 pub mod policy;
 pub mod policy_new;
 pub mod reconcile;
 pub mod sandbox;
+pub mod serve;
 pub mod start;
 pub mod status;
 pub mod status_report;
@@ -81,6 +83,7 @@ pub fn run(cli: Cli) -> Result<String> {
         source,
         foreground: cli.foreground,
         queue_only: cli.queue_only,
+        handoff: cli.policy.is_none(),
     };
     match cli.command {
         Command::Ban(target) => ban::submit(&ctx, &target, Action::Ban),
@@ -92,6 +95,7 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Status(status) => status::run(&ctx, &status),
         Command::Flush(flush) => flush::run(&ctx, &flush),
         Command::Drain => drain::run(&ctx),
+        Command::Serve => serve::run(ctx),
         Command::Trust(_)
         | Command::Sandbox(_)
         | Command::Policy(_)

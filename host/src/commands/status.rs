@@ -6,25 +6,31 @@ use super::errors::db_failure;
 use super::metrics::{Counters, render};
 use super::status_report::{NameReport, gather};
 use crate::cli::Status;
+use crate::config::Config;
 use crate::error::Result;
+use crate::runtime::session::Session;
+use crate::state::db::Db;
 use crate::state::{dns, stats};
 
 pub fn run(ctx: &Context, status: &Status) -> Result<String> {
     let (db, bound) = ctx.state(false)?;
-    let stats = stats::stats(&db).map_err(db_failure)?;
-    let ipset = status
-        .ipset
-        .clone()
-        .unwrap_or_else(|| ctx.config.ipset.clone());
     let mut session = ctx.session_for(&bound)?;
-    let mut report = gather(&mut session, stats, &ipset)?;
+    report(&ctx.config, &mut session, &db, status)
+}
+
+/// The status text (or JSON, or exposition); the command, the local API
+/// and `/metrics` of `fail2pvefw serve` share it. It never holds the token.
+pub fn report(config: &Config, session: &mut Session, db: &Db, status: &Status) -> Result<String> {
+    let stats = stats::stats(db).map_err(db_failure)?;
+    let ipset = status.ipset.clone().unwrap_or_else(|| config.ipset.clone());
+    let mut report = gather(session, stats, &ipset)?;
     report.dns = dns::records(db.conn())
         .map_err(db_failure)?
         .into_iter()
         .map(|(name, record)| NameReport { name, record })
         .collect();
     if status.prometheus {
-        let counters = Counters::load(&db).map_err(db_failure)?;
+        let counters = Counters::load(db).map_err(db_failure)?;
         // `main` adds the last newline.
         return Ok(render(&report, &counters).trim_end().to_string());
     }

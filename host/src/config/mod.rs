@@ -29,6 +29,9 @@ use std::time::Duration;
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/fail2pvefw";
 pub const DEFAULT_IPSET: &str = "fail2ban";
+/// Where `fail2pvefw serve` listens when `[serve] socket` does not say.
+pub const DEFAULT_SOCKET: &str = "/run/fail2pvefw/fail2pvefw.sock";
+const DEFAULT_SYNC_INTERVAL_SECS: f64 = 300.0;
 const DEFAULT_TIMEOUT_SECS: f64 = 10.0;
 
 /// The checked configuration.
@@ -58,6 +61,21 @@ pub struct Config {
     pub rules: Rules,
     /// `[dns]`: the host names `fail2pvefw dns` keeps in an accept list.
     pub dns: Dns,
+    /// `[metrics] listen`: where `fail2pvefw serve` serves `/metrics`
+    /// (checked to be loopback by `serve` itself).
+    pub metrics_listen: Option<String>,
+    /// `[serve]`: the resident service and its socket.
+    pub serve: Serve,
+}
+
+/// `[serve]`: where the local API listens, who may use it, how often the
+/// service runs `sync`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Serve {
+    pub socket: PathBuf,
+    /// The socket's group (a name or a number); root's when `None`.
+    pub group: Option<String>,
+    pub sync_interval: Duration,
 }
 
 /// How to reach and authenticate to the PVE cluster.
@@ -209,6 +227,25 @@ impl Config {
             None => default_instance(),
         };
 
+        let sync_interval = file
+            .serve
+            .sync_interval
+            .unwrap_or(DEFAULT_SYNC_INTERVAL_SECS);
+        if !(sync_interval >= 1.0 && sync_interval <= 86400.0) {
+            return Err(bad(format!(
+                "[serve] sync_interval = {sync_interval}: give seconds from 1 to 86400 (default {DEFAULT_SYNC_INTERVAL_SECS})"
+            )));
+        }
+        let serve = Serve {
+            socket: file
+                .serve
+                .socket
+                .map(|p| relative_to(path, &p))
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+            group: file.serve.group.filter(|g| !g.is_empty()),
+            sync_interval: Duration::from_secs_f64(sync_interval),
+        };
+
         Ok(Config {
             path: path.to_path_buf(),
             pve: Pve {
@@ -229,6 +266,8 @@ impl Config {
             warnings,
             token_path,
             metrics_textfile: file.metrics.textfile.map(|p| relative_to(path, &p)),
+            metrics_listen: file.metrics.listen,
+            serve,
         })
     }
 }

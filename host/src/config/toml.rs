@@ -23,6 +23,8 @@ pub struct File {
     pub metrics: Metrics,
     #[serde(default)]
     pub dns: Dns,
+    #[serde(default)]
+    pub serve: Serve,
     /// Free-form values for a custom policy (`settings.get("policy.NAME")`).
     #[serde(default)]
     pub policy_settings: std::collections::BTreeMap<String, ::toml::Value>,
@@ -93,6 +95,20 @@ pub struct Dns {
 #[serde(deny_unknown_fields)]
 pub struct Metrics {
     pub textfile: Option<PathBuf>,
+    /// `fail2pvefw serve`: serve `/metrics` on this loopback address.
+    pub listen: Option<String>,
+}
+
+/// `[serve]`: the resident `fail2pvefw serve` and its local API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Serve {
+    /// The Unix socket of the local API.
+    pub socket: Option<PathBuf>,
+    /// The group that may use the socket (mode 0660); root's by default.
+    pub group: Option<String>,
+    /// Seconds between two `sync` runs of the service; 300 by default.
+    pub sync_interval: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -138,6 +154,7 @@ pub fn names() -> Vec<&'static str> {
     names.extend(fields::<Rules>());
     names.extend(fields::<Metrics>());
     names.extend(fields::<Dns>());
+    names.extend(fields::<Serve>());
     names
 }
 

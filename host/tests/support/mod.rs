@@ -7,6 +7,8 @@
 pub mod fail2ban;
 /// Host names from a private hosts file (used by tests/dns.rs).
 pub mod hosts;
+/// `fail2pvefw serve` as a child (used by tests/serve.rs, tests/serve_fail2ban.rs).
+pub mod serve;
 
 use pve_emulator::{Emulator, Options, Token};
 use std::path::PathBuf;
