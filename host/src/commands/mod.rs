@@ -83,7 +83,9 @@ pub fn run(cli: Cli) -> Result<String> {
         source,
         foreground: cli.foreground,
         queue_only: cli.queue_only,
-        handoff: cli.policy.is_none(),
+        // The Python action's fallback sets FAIL2PVEFW_NO_HANDOFF: it
+        // already found the service unreachable.
+        handoff: cli.policy.is_none() && std::env::var_os("FAIL2PVEFW_NO_HANDOFF").is_none(),
     };
     match cli.command {
         Command::Ban(target) => ban::submit(&ctx, &target, Action::Ban),

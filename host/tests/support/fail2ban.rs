@@ -24,6 +24,9 @@ pub enum Action {
     Fail2pvefw { config: PathBuf },
     /// A do-nothing command (`true`) for ban and unban: fail2ban's own cost.
     Noop,
+    /// The project's `action.d/fail2pvefw.py`, talking to `fail2pvefw
+    /// serve` on `socket`, the binary under test as its fallback.
+    Python { config: PathBuf, socket: PathBuf },
 }
 
 /// The jail's settings.
@@ -39,6 +42,17 @@ impl Jail {
         Jail {
             action: Action::Fail2pvefw {
                 config: config.to_path_buf(),
+            },
+            bantime: "1h".into(),
+            maxretry: 3,
+        }
+    }
+
+    pub fn python(config: &Path, socket: &Path) -> Jail {
+        Jail {
+            action: Action::Python {
+                config: config.to_path_buf(),
+                socket: socket.to_path_buf(),
             },
             bantime: "1h".into(),
             maxretry: 3,
@@ -145,6 +159,18 @@ impl Fail2ban {
                     "fail2pvefw[bin=\"{}\", config=\"{}\"]",
                     env!("CARGO_BIN_EXE_fail2pvefw"),
                     config.display()
+                )
+            }
+            Action::Python { config, socket } => {
+                let project =
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../action.d/fail2pvefw.py");
+                std::fs::copy(&project, conf.join("action.d/fail2pvefw.py"))
+                    .unwrap_or_else(|e| panic!("copy {}: {e}", project.display()));
+                format!(
+                    "fail2pvefw.py[bin=\"{}\", config=\"{}\", socket=\"{}\"]",
+                    env!("CARGO_BIN_EXE_fail2pvefw"),
+                    config.display(),
+                    socket.display()
                 )
             }
             Action::Noop => {
