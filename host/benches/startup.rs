@@ -9,9 +9,8 @@
 //!    HTTPS, the first on a fresh state directory against the later ones.
 
 use fail2pvefw::bindings::BanRequest;
-use fail2pvefw::capabilities::grant::Grant;
-use fail2pvefw::capabilities::pve::{Backend, Pve};
-use fail2pvefw::capabilities::pve_memory::MemoryPve;
+use fail2pvefw::capabilities::guard::{EntryRules, Guard, Purpose};
+use fail2pvefw::capabilities::pve::Pve;
 use fail2pvefw::capabilities::{self, HostState};
 use fail2pvefw::runtime::{Runtime, Source};
 use std::process::Command;
@@ -24,10 +23,13 @@ fn main() {
 }
 
 fn state() -> HostState {
-    let pve = Pve::with_backend(
-        Backend::Memory(MemoryPve::with_ipsets(["fail2ban"])),
-        Grant::new(["fail2ban".to_string()], &[]),
+    let guard = Guard::new(
+        [("fail2ban".to_string(), Purpose::Ban)],
+        &[],
+        EntryRules::default(),
+        "bench",
     );
+    let pve = Pve::in_memory(pve_model::Cluster::with_ipsets(["fail2ban"]), guard);
     HostState::new(
         pve,
         capabilities::store::Store::new(None, "default".into()),

@@ -4,8 +4,8 @@
 //!
 //! The folders, bottom to top; each uses only its own layer and those below:
 //!
-//! - `error`, `log`, `bindings` (the WIT world), `cli` (the clap definition,
-//!   self-contained): the base.
+//! - `error`, `log` (stderr), `output` (stdout), `bindings` (the WIT world),
+//!   `cli` (the clap definition, self-contained): the base.
 //! - `config/`: the checked configuration file.
 //! - `state/`: the SQLite database (policy store, queue), locks, files.
 //! - `transport/`: the HTTPS client, TLS trust, stored pins, the probe.
@@ -21,6 +21,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod log;
+pub mod output;
 pub mod runtime;
 pub mod state;
 pub mod transport;

@@ -64,15 +64,22 @@ pub fn event(level: Level, source: &str, message: &str, fields: &[(&str, &str)])
         return;
     }
     if JSON.load(Ordering::Relaxed) {
-        eprintln!("{}", json_line(level, source, message, fields));
+        stderr(&json_line(level, source, message, fields));
         return;
     }
     let clean = sanitize(message);
     if source.is_empty() {
-        eprintln!("fail2pvefw: {}: {clean}", level.label());
+        stderr(&format!("fail2pvefw: {}: {clean}", level.label()));
     } else {
-        eprintln!("fail2pvefw: {}: {source}: {clean}", level.label());
+        stderr(&format!("fail2pvefw: {}: {source}: {clean}", level.label()));
     }
+}
+
+/// One line on stderr. A closed or full stderr loses the line, never the
+/// run (`eprintln!` would panic): the log is no part of the work.
+fn stderr(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 pub fn warn(message: &str) {
@@ -96,9 +103,9 @@ pub fn failure(failure: &crate::error::Failure) {
         if let Some(hint) = &failure.hint {
             fields.push(("hint", hint.as_str()));
         }
-        eprintln!("{}", json_line(Level::Error, "", &failure.message, &fields));
+        stderr(&json_line(Level::Error, "", &failure.message, &fields));
     } else {
-        eprintln!("fail2pvefw: {failure}");
+        stderr(&format!("fail2pvefw: {failure}"));
     }
 }
 

@@ -73,9 +73,20 @@ fn refused() -> Vec<&'static str> {
     support::inputs(include_str!("../testdata/refused-inputs.txt"))
 }
 
+/// A setup whose guard lets the widest rows of the tables through
+/// (`10.0.0.1/8`, `FE80::1/10`): they test normalisation, not the limits.
+fn wide_setup() -> Setup {
+    let s = Setup::new();
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    s.write_config(&format!(
+        "{text}\n[rules]\nwidest_ipv4 = 8\nwidest_ipv6 = 10\n"
+    ));
+    s
+}
+
 #[test]
 fn every_accepted_input_round_trips() {
-    let s = Setup::new();
+    let s = wide_setup();
     for input in accepted() {
         let r = s.run(&["-f", "ban", input]);
         assert_eq!(r.code, 0, "ban {input}: {r:?}");
@@ -95,7 +106,7 @@ fn every_accepted_input_round_trips() {
 
 #[test]
 fn ban_stores_what_pve_would_store() {
-    let s = Setup::new();
+    let s = wide_setup();
     for (input, stored) in [
         ("10.0.0.1/8", "10.0.0.0/8"),
         ("1.2.3.4/32", "1.2.3.4"),
@@ -160,10 +171,13 @@ fn cidr_delete_percent_encodes_the_slash() {
         .into_iter()
         .find(|r| r.method == "DELETE")
         .unwrap();
+    // The query string carries the digest of the host's ownership read.
+    let (path, query) = delete.path.split_once('?').unwrap_or((&delete.path, ""));
     assert_eq!(
-        delete.path,
+        path,
         "/api2/json/cluster/firewall/ipset/fail2ban/192.168.1.0%2F24"
     );
+    assert!(query.starts_with("digest="), "{query}");
 }
 
 #[test]
@@ -408,4 +422,97 @@ fn next_host_is_tried_when_one_is_down() {
         "the failover is not logged: {r:?}"
     );
     assert_eq!(s.cidrs(), ["203.0.113.11"]);
+}
+
+// See: issue 13, item 0
+#[test]
+fn the_old_scripts_synopsis_works_with_options_before_the_command() {
+    let s = Setup::new();
+    let comment = |cidr: &str| {
+        s.emu
+            .entries("fail2ban")
+            .unwrap()
+            .into_iter()
+            .find(|e| e.cidr == cidr)
+            .and_then(|e| e.comment)
+            .unwrap_or_else(|| panic!("{cidr} not in PVE: {:?}", s.cidrs()))
+    };
+    let r = s.run(&["-f", "-i", "fail2ban", "-c", "hello", "ban", "192.0.2.60"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        comment("192.0.2.60").contains("] hello f2p:"),
+        "{}",
+        comment("192.0.2.60")
+    );
+    let r = s.run(&["-f", "-t", "1700000000", "ban", "192.0.2.61"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        comment("192.0.2.61").starts_with("[2023/11/14 22:13:20] "),
+        "{}",
+        comment("192.0.2.61")
+    );
+    // Flags bundled as Getopt::Long takes them; -m with a trusted node asks nothing.
+    let r = s.run(&[
+        "-fm",
+        "-i",
+        "fail2ban",
+        "-t",
+        "1700000000",
+        "-c",
+        "x",
+        "ban",
+        "192.0.2.62",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(comment("192.0.2.62").starts_with("[2023/11/14 22:13:20] x f2p:"));
+
+    let r = s.run(&["-f", "-i", "fail2ban", "unban", "192.0.2.60"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = s.run(&[
+        "-f",
+        "-i",
+        "fail2ban",
+        "-t",
+        "1700000000",
+        "unban",
+        "192.0.2.61",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = s.run(&["-i", "fail2ban", "-f", "unban", "192.0.2.62", "-c", "after"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(s.cidrs().is_empty(), "{:?}", s.cidrs());
+
+    // -i before the other commands that take it.
+    for command in ["start", "check", "sync", "status"] {
+        let r = s.run(&["-i", "fail2ban", command]);
+        assert_eq!(r.code, 0, "{command}: {r:?}");
+    }
+    let r = s.run(&["-i", "nosuchset", "check"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("nosuchset"), "{r:?}");
+}
+
+// See: issue 13, item 0
+#[test]
+fn an_old_script_option_the_command_lacks_is_a_usage_error() {
+    let s = Setup::new();
+    for (args, option) in [
+        (&["-c", "hello", "status"][..], "-c/--comment"),
+        (&["-t", "1700000000", "start"], "-t/--timestamp"),
+        (&["-i", "fail2ban", "flush"], "-i/--ipset"),
+        (&["-c", "x", "sync"], "-c/--comment"),
+    ] {
+        let r = s.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert!(r.stderr.contains(option), "{args:?}: {r:?}");
+        assert!(
+            r.stderr
+                .contains(&format!("does not apply to '{}'", args[2])),
+            "{r:?}"
+        );
+    }
+    assert!(s.emu.requests().is_empty(), "{:?}", s.emu.requests());
+    let r = run_binary(&["-h"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("Usage: fail2pvefw"), "{r:?}");
 }

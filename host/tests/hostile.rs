@@ -6,17 +6,12 @@
 mod support;
 mod wasm_build;
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::{Duration, Instant};
 use support::{Run, Setup};
 
 fn hostile() -> &'static Path {
-    static WASM: OnceLock<PathBuf> = OnceLock::new();
-    WASM.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hostile-policy");
-        wasm_build::build(&dir, "hostile_policy", &[])
-    })
+    wasm_build::hostile_policy()
 }
 
 /// `fail2pvefw --policy hostile.wasm -f ban MODE` against the emulator.
@@ -149,4 +144,42 @@ fn policy_check_lists_ungranted_imports() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("wasi:filesystem/preopens"), "{r:?}");
     assert!(r.stdout.contains("NOT granted"), "{r:?}");
+}
+
+#[test]
+fn an_ipset_delete_goes_through_only_when_allow_paths_names_it() {
+    let s = Setup::new();
+    let r = ban(&s, "delete-ipset-force");
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("deleting an IPSet itself"), "{r:?}");
+    assert!(s.emu.requests().is_empty(), "{:?}", s.emu.requests());
+    // A prefix of the path is not enough.
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    s.write_config(&format!(
+        "{text}\n[rules]\nallow_paths = [\"/cluster/firewall\"]\n"
+    ));
+    assert_eq!(ban(&s, "delete-ipset-force").code, 3);
+    assert!(s.emu.requests().is_empty(), "{:?}", s.emu.requests());
+    // The admin names the exact path: the policy may delete the IPSet.
+    s.write_config(&format!(
+        "{text}\n[rules]\nallow_paths = [\"/cluster/firewall/ipset/fail2ban\"]\n"
+    ));
+    let r = ban(&s, "delete-ipset-force");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!s.emu.ipsets().contains(&"fail2ban".to_string()));
+}
+
+#[test]
+fn entry_rules_hold_for_a_path_allow_paths_grants() {
+    let s = Setup::new();
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    s.write_config(&format!(
+        "{text}\n[rules]\nallow_paths = [\"/cluster/firewall/ipset\"]\n"
+    ));
+    for mode in ["low-half", "nomatch", "delete-ipset"] {
+        let r = ban(&s, mode);
+        assert_eq!(r.code, 3, "{mode}: {r:?}");
+        assert!(r.stderr.contains("denied by the host"), "{mode}: {r:?}");
+    }
+    assert!(s.emu.requests().is_empty(), "{:?}", s.emu.requests());
 }

@@ -389,6 +389,9 @@ fn system_roots_refuse_a_cluster_ca_with_the_unknown_issuer_hint() {
     assert!(r.stderr.contains(&s.emu.fingerprint()), "{r:?}");
     assert_no_request(&s.emu);
 
+    // Another server is another cluster: it gets a state of its own (the
+    // queued ban above belongs to the emulator's cluster).
+    std::fs::remove_dir_all(state_dir(&s)).unwrap();
     let recorder = Recorder::start();
     configure(&s, &recorder.host_port(), "");
     let r = run_env(

@@ -1,6 +1,6 @@
 //! What the host grants a policy: one module per WIT import, each owning its
 //! state and implementing its generated `Host` trait (`pve`, with its
-//! `grant`; `store`, `clock`, `guest_log`, `settings`), and [`HostState`],
+//! `guard`; `store`, `clock`, `guest_log`, `settings`), and [`HostState`],
 //! the data of one policy's store, which holds them all.
 //!
 //! From WASI the policy gets only what Rust's standard library needs to run
@@ -10,16 +10,16 @@
 //! but calling them traps (`wasi`).
 
 pub mod clock;
-pub mod grant;
+pub mod guard;
 pub mod guest_log;
 pub mod pve;
-pub mod pve_memory;
 pub mod settings;
 pub mod store;
 pub mod wasi;
 
 use crate::bindings::fail2pvefw::policy as wit;
 use crate::config::Config;
+use std::net::IpAddr;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Result, StoreLimits};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -63,24 +63,31 @@ impl HostState {
     }
 
     /// The capabilities of a configured run, for the policy named `name`
-    /// whose store data is kept under `namespace`: `pve` for the configured
-    /// node and IPSet (and `[rules] allow_paths`), the store in the state
-    /// directory, and `settings` from `[rules]`, `[policy_settings]` and the
-    /// PVE nodes' own addresses. The `-i IPSET` of a command is granted when
+    /// whose store data was kept under `namespace` (its file name; the
+    /// runtime keys it by the policy's identity once it has asked): `pve` for the configured
+    /// node and IPSet (and `[rules] allow_paths`), behind the guard with
+    /// `[rules]` and the PVE nodes' own `node_addresses`; the store in the
+    /// state directory; and `settings` from `[rules]`, `[policy_settings]`
+    /// and `node_addresses`. The `-i IPSET` of a command is granted when
     /// the host hands the policy a request naming it.
-    pub fn configured(config: &Config, namespace: String, name: String) -> HostState {
-        let grant = grant::Grant::new([config.ipset.clone()], &config.rules.allow_paths);
-        // Every configured node, `host` and the `hosts` fallbacks.
-        let pve_hosts: Vec<_> = std::iter::once(&config.pve.host)
-            .chain(&config.pve.fallbacks)
-            .flat_map(settings::pve_host_addresses)
-            .collect();
+    pub fn configured(
+        config: &Config,
+        namespace: String,
+        name: String,
+        node_addresses: Vec<IpAddr>,
+    ) -> HostState {
+        let guard = guard::Guard::new(
+            [(config.ipset.clone(), guard::Purpose::Ban)],
+            &config.rules.allow_paths,
+            guard::EntryRules::new(&config.rules, &node_addresses),
+            &config.instance,
+        );
         HostState::new(
-            pve::Pve::new(config.pve.clone(), config.state_dir.clone(), grant),
+            pve::Pve::new(config.pve.clone(), config.state_dir.clone(), guard),
             store::Store::new(Some(config.state_dir.clone()), namespace),
             guest_log::Log { source: name },
         )
-        .with_settings(settings::Settings::new(&config.rules, &pve_hosts))
+        .with_settings(settings::Settings::new(&config.rules, &node_addresses))
     }
 
     /// With the administrator's settings (none by default).
@@ -93,6 +100,17 @@ impl HostState {
     pub fn take_output(&self) -> String {
         String::from_utf8_lossy(&self.output.contents()).into_owned()
     }
+}
+
+/// The PVE nodes' addresses that need no lookup: every configured node
+/// (`[pve] host` and `hosts`) given as an IP literal. (The state remembers
+/// the resolved addresses of names; until it does, these are what the
+/// guard protects.)
+pub fn literal_node_addresses(config: &Config) -> Vec<IpAddr> {
+    std::iter::once(&config.pve.host)
+        .chain(&config.pve.fallbacks)
+        .flat_map(settings::pve_host_addresses)
+        .collect()
 }
 
 impl WasiView for HostState {

@@ -72,6 +72,7 @@ mod tests {
             ipv6_prefix: Some(64),
             allow_paths: vec![],
             policy_settings: [("threshold".to_string(), "3".to_string())].into(),
+            ..Rules::default()
         };
         let s = Settings::new(&rules, &["192.0.2.10".parse().unwrap()]);
         assert_eq!(s.get("never-ban"), Some("10.0.0.0/8 192.0.2.1"));

@@ -2,9 +2,10 @@
 //! configuration, the policy to run, the global flags, and the one
 //! conversion from a command line to a queued request.
 
+use super::cluster::{self, Bound};
 use crate::cli::Target;
 use crate::config::Config;
-use crate::error::{Failure, Result};
+use crate::error::Result;
 use crate::runtime::Source;
 use crate::runtime::session::Session;
 use crate::state::db::Db;
@@ -20,14 +21,40 @@ pub struct Context {
 }
 
 impl Context {
+    /// The policy with its capabilities, for a command that uses no state
+    /// (`start`, `check`): the PVE nodes it knows are the IP literals.
     pub fn session(&self) -> Result<Session> {
-        Session::open(&self.config, self.source.clone())
+        let literals = cluster::literal_addresses(&self.config);
+        Session::open(&self.config, self.source.clone(), literals)
     }
 
-    pub fn db(&self) -> Result<Db> {
-        Db::open(&self.config.state_dir).map_err(|e| {
-            Failure::config(e).hint("Check [state] dir: it must be writable by the user fail2ban runs as (usually root).")
-        })
+    /// The policy with its capabilities, told the PVE nodes' addresses the
+    /// state remembers ([`Context::state`]), its guard told the accept
+    /// lists and the host names' addresses.
+    pub fn session_for(&self, bound: &Bound) -> Result<Session> {
+        let mut session = Session::open(
+            &self.config,
+            self.source.clone(),
+            bound.node_addresses.clone(),
+        )?;
+        session.know(&bound.dns);
+        Ok(session)
+    }
+
+    /// The state database, checked to serve this configuration's cluster
+    /// (exit 3 when it serves another), the nodes' addresses and what
+    /// `fail2pvefw dns` keeps. With `refresh` (`sync`), node names are
+    /// resolved again.
+    pub fn state(&self, refresh: bool) -> Result<(Db, Bound)> {
+        let mut db = self.db()?;
+        let mut bound = cluster::bind(&self.config, &mut db, refresh)?;
+        bound.dns = cluster::dns_known(&self.config, &db)?;
+        Ok((db, bound))
+    }
+
+    /// The state database; its failure says what to do (`Db::open`).
+    fn db(&self) -> Result<Db> {
+        Db::open(&self.config.state_dir)
     }
 }
 
@@ -46,5 +73,6 @@ pub fn request_from(target: &Target, default_ipset: &str) -> Request {
         bantime: target.bantime,
         failures: target.failures,
         restored: target.restored.unwrap_or(false),
+        dns: None,
     }
 }

@@ -4,21 +4,29 @@
 //!
 //! PVE serialises every firewall write behind one cluster-wide lock, so the
 //! queue is sent one request at a time, by one process (the holder of the
-//! drain lock), over one keep-alive connection.
+//! drain lock), over one keep-alive connection. Each entry's events are
+//! reduced to one decision from the effective state (`Group::decide`), and
+//! what a call did is settled from its remedy (`Remedy`) and from the
+//! writes the `pve` capability recorded.
 
+use super::cluster::Bound;
 use super::context::Context;
+use super::errors::{db_failure, lock_failure};
 use super::metrics::{self, after_drain};
+use crate::capabilities::pve::{Write, WriteOutcome};
 use crate::error::{Failure, Result};
 use crate::log;
 use crate::runtime::session::{Remedy, Session};
+use crate::state::applied::{self, Applied, Change};
 use crate::state::db::Db;
 use crate::state::locks::{self, DrainLock};
-use crate::state::queue::{self, Action, Group};
+use crate::state::queue::{self, Action, Call, Fate, Group};
+use crate::state::{desired, holds, stats};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-/// Events read per pass; the rest follow in the next pass.
+/// Entries read per pass; the rest follow in the next pass.
 const BATCH: usize = 500;
 /// How long a background drainer keeps retrying an unreachable PVE before it
 /// leaves the events to the next run, `sync` or the timer.
@@ -29,15 +37,22 @@ const BACKGROUND_PATIENCE: Duration = Duration::from_secs(60);
 pub struct Report {
     /// Calls that PVE confirmed.
     pub sent: usize,
-    /// Events that needed no call (cancelled, or already applied).
+    /// Events that needed no call (cancelled, already applied, still held
+    /// by another holder).
     pub skipped: usize,
     /// The failure of each event id that was tried and did not succeed.
     pub failures: HashMap<i64, Failure>,
     /// Why the last pass stopped early, if it did.
     pub stopped: Option<Remedy>,
+    /// The failure that stopped it: it holds the events the pass did not
+    /// reach (`-f` names it).
+    pub blocker: Option<Failure>,
+    /// The policy's words for events whose entry the host left alone
+    /// (someone else's): `-f` says so instead of "done".
+    pub left_alone: HashMap<i64, String>,
 }
 
-/// Whether events in back-off wait (`Respect`) or are tried now (`Ignore`:
+/// Whether entries in back-off wait (`Respect`) or are tried now (`Ignore`:
 /// `sync` and `-f`, where someone is waiting for the outcome).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Backoff {
@@ -45,18 +60,31 @@ pub enum Backoff {
     Ignore,
 }
 
-/// Sends what is ready, in order, until the queue is empty or a failure
-/// says to stop. The caller holds the drain lock.
+/// Sends what is ready, entry by entry in order, until the queue is empty
+/// or a failure says to stop. The caller holds the drain lock.
 pub fn pass(
     session: &mut Session,
     db: &mut Db,
+    bound: &Bound,
     backoff: Backoff,
     report: &mut Report,
 ) -> Result<(), Failure> {
+    report.stopped = None;
+    report.blocker = None;
+    match backoff {
+        Backoff::Ignore => holds::release_all(db.conn()).map_err(db_failure)?,
+        Backoff::Respect => {
+            let held = holds::queue_held_until(db.conn()).map_err(db_failure)?;
+            if held.is_some_and(|t| t > queue::now()) {
+                return Ok(());
+            }
+        }
+    }
     loop {
-        let groups = ready(db, backoff)?;
+        let groups = queue::ready(db, Some(&bound.id), BATCH)
+            .map_err(db_failure)?
+            .ok_or_else(rebound)?;
         if groups.is_empty() {
-            report.stopped = None;
             return Ok(());
         }
         for group in &groups {
@@ -68,77 +96,102 @@ pub fn pass(
     }
 }
 
-fn ready(db: &Db, backoff: Backoff) -> Result<Vec<Group>, Failure> {
-    if backoff == Backoff::Ignore {
-        // Someone waits for the outcome: everything pending is ready now.
-        db.conn()
-            .execute(
-                "UPDATE events SET next_try = 0 WHERE failed = 0 AND next_try > 0",
-                [],
-            )
-            .map_err(db_failure)?;
-    }
-    queue::ready_groups(db, BATCH).map_err(db_failure)
+fn rebound() -> Failure {
+    Failure::config(
+        "the state directory was bound to another PVE cluster while this process ran; nothing more was sent",
+    )
+    .hint("Give each cluster its own [state] dir.")
 }
 
-/// Sends one group. `Some(remedy)` stops the pass: PVE is down or a person
-/// must act, so the following events would fail the same way.
+/// What PVE holds after the writes a call recorded: added with its
+/// comment, removed (deleted, absent, or someone else's), or unknown (no
+/// answer). A refused write changed nothing.
+pub fn changes(writes: Vec<Write>) -> Vec<(String, String, Change)> {
+    writes
+        .into_iter()
+        .filter_map(|w| {
+            let change = match w.outcome {
+                WriteOutcome::Added => Change::Added(w.comment),
+                WriteOutcome::Deleted | WriteOutcome::Absent | WriteOutcome::NotOurs => {
+                    Change::Removed
+                }
+                WriteOutcome::Unreachable => Change::Uncertain,
+                WriteOutcome::Refused(_) => return None,
+            };
+            Some((w.ipset, w.cidr, change))
+        })
+        .collect()
+}
+
+/// Sends one entry's decision. `Some(remedy)` stops the pass: PVE is down
+/// or a person must act, so the following entries would fail the same way.
 fn send(
     session: &mut Session,
     db: &mut Db,
     group: &Group,
     report: &mut Report,
 ) -> Result<Option<Remedy>, Failure> {
-    let applied = queue::is_applied(db, &group.ipset, &group.entry).map_err(db_failure)?;
-    let Some(action) = group.call(applied) else {
-        queue::complete(db, group, applied).map_err(db_failure)?;
-        report.skipped += group.ids.len();
+    let now = queue::now() as i64;
+    let holders = desired::live(db.conn(), &group.ipset, &group.entry, now).map_err(db_failure)?;
+    let applied = applied::get(db.conn(), &group.ipset, &group.entry).map_err(db_failure)?;
+    let Some(call) = group.decide(holders.first().map(|d| &d.request), applied) else {
+        queue::settle(db, group, Fate::Done, &[]).map_err(db_failure)?;
+        forget_failures(report, group);
+        report.skipped += group.events.len();
         return Ok(None);
     };
-    let answer = match session.apply(action, &group.last.request) {
-        Ok(answer) => answer,
+    let action = call.action();
+    // A ban about to leave may land even if its answer never comes back
+    // (a timeout, a killed drainer): until PVE answers, it may be there.
+    let ahead = action == Action::Ban && applied == Applied::No;
+    if ahead {
+        applied::mark_sending(db.conn(), &group.ipset, &group.entry).map_err(db_failure)?;
+    }
+    session.take_writes();
+    let answer = session.apply(action, call.request());
+    let at = |change: Change| (group.ipset.clone(), group.entry.clone(), change);
+    let undo = || ahead.then(|| at(Change::Removed));
+    let maybe = || (action == Action::Ban || applied != Applied::No).then(|| at(Change::Uncertain));
+    // What PVE now holds of the entry (before the recorded writes), what
+    // becomes of the events, the failure, and whether the pass stops; the
+    // log and the counters follow the commit, so what PVE did is recorded
+    // first.
+    let mut done_words = None;
+    let mut label = None;
+    let mut remedy_done = false;
+    let mut done_text = String::new();
+    let (base, next, failure, remedy) = match answer {
         Err(trap) => {
-            // A broken policy: keep the events, say why.
-            let text = trap.to_string();
-            queue::postpone(db, group, &text, retry_delay(group)).map_err(db_failure)?;
-            metrics::count_failure(db, "policy");
-            record(report, group, trap);
-            return Ok(Some(Remedy::Hold));
+            // A broken policy: keep the events (exit 3 says why); this
+            // instance cannot be called again, so the pass stops.
+            label = Some("policy");
+            (
+                maybe(),
+                Next::Held { whole_queue: false },
+                Some(trap),
+                Some(Remedy::Hold),
+            )
         }
-    };
-    match answer {
-        Ok(words) => {
-            let event = group.last.id.to_string();
-            let fields = [
-                ("action", action.as_str()),
-                ("entry", group.entry.as_str()),
-                ("ipset", group.ipset.as_str()),
-                ("event", event.as_str()),
-            ];
-            log::event(log::Level::Info, "", &words, &fields);
-            // An earlier try may have failed; this one is what counts.
-            for id in &group.ids {
-                report.failures.remove(id);
-            }
-            queue::complete(db, group, action == Action::Ban).map_err(db_failure)?;
-            metrics::count_applied(db, action == Action::Ban);
-            report.sent += 1;
-            Ok(None)
+        Ok(Ok(words)) => {
+            done_words = Some(words);
+            let base = match action {
+                Action::Ban => at(Change::Certain),
+                Action::Unban => at(Change::Removed),
+            };
+            (Some(base), Next::Done, None, None)
         }
-        Err(reported) => {
-            let text = reported.failure.to_string();
+        Ok(Err(reported)) => {
             if reported.kind != Remedy::Done {
-                metrics::count_failure(db, reported.label);
+                label = Some(reported.label);
             }
+            let text = reported.failure.to_string();
             match reported.kind {
                 Remedy::Done => {
                     // Someone else's entry, left alone: the right outcome.
                     log::info(&format!("{} '{}': {text}", action.as_str(), group.entry));
-                    for id in &group.ids {
-                        report.failures.remove(id);
-                    }
-                    queue::complete(db, group, false).map_err(db_failure)?;
-                    Ok(None)
+                    remedy_done = true;
+                    done_text = text.clone();
+                    (Some(at(Change::Removed)), Next::Done, None, None)
                 }
                 Remedy::Drop => {
                     log::write(
@@ -150,40 +203,101 @@ fn send(
                             group.entry
                         ),
                     );
-                    queue::fail(db, group, &text).map_err(db_failure)?;
-                    record(report, group, reported.failure);
-                    Ok(None)
+                    (undo(), Next::Failed, Some(reported.failure), None)
                 }
-                Remedy::Hold | Remedy::Retry => {
-                    queue::postpone(db, group, &text, retry_delay(group)).map_err(db_failure)?;
-                    record(report, group, reported.failure);
-                    Ok(Some(reported.kind))
-                }
+                Remedy::Hold => (
+                    undo(),
+                    Next::Held { whole_queue: true },
+                    Some(reported.failure),
+                    Some(Remedy::Hold),
+                ),
+                Remedy::Retry => (
+                    maybe(),
+                    Next::Held { whole_queue: false },
+                    Some(reported.failure),
+                    Some(Remedy::Retry),
+                ),
             }
         }
+    };
+    let writes = session.take_writes();
+    if writes.iter().any(|w| w.outcome == WriteOutcome::NotOurs) || remedy_done {
+        let words = done_words.clone().unwrap_or_else(|| done_text.clone());
+        for id in group.ids() {
+            report.left_alone.insert(id, words.clone());
+        }
+    }
+    let mut settled: Vec<_> = base.into_iter().collect();
+    settled.extend(changes(writes));
+    let text = failure.as_ref().map(Failure::to_string).unwrap_or_default();
+    let fate = match next {
+        Next::Done => Fate::Done,
+        Next::Failed => Fate::Failed(&text),
+        Next::Held { whole_queue } => Fate::Held {
+            error: &text,
+            whole_queue,
+        },
+    };
+    queue::settle(db, group, fate, &settled).map_err(db_failure)?;
+    if let Some(words) = done_words {
+        log_done(&call, group, &words);
+        metrics::count_applied(db, action == Action::Ban);
+        report.sent += 1;
+    }
+    if let Some(label) = label {
+        metrics::count_failure(db, label);
+    }
+    match failure {
+        None => forget_failures(report, group),
+        Some(failure) => {
+            if remedy.is_some() {
+                report.blocker = Some(copy(&failure));
+            }
+            record(report, group, failure);
+        }
+    }
+    Ok(remedy)
+}
+
+/// What becomes of a group's events after its call.
+enum Next {
+    Done,
+    Failed,
+    Held { whole_queue: bool },
+}
+
+fn log_done(call: &Call, group: &Group, words: &str) {
+    let event = group.last_id().to_string();
+    let fields = [
+        ("action", call.action().as_str()),
+        ("entry", group.entry.as_str()),
+        ("ipset", group.ipset.as_str()),
+        ("event", event.as_str()),
+    ];
+    log::event(log::Level::Info, "", words, &fields);
+}
+
+/// An earlier try may have failed; this one is what counts.
+fn forget_failures(report: &mut Report, group: &Group) {
+    for id in group.ids() {
+        report.failures.remove(&id);
     }
 }
 
 fn record(report: &mut Report, group: &Group, failure: Failure) {
-    let text = failure.to_string();
-    let kind = failure.kind;
-    report.failures.insert(group.last.id, failure);
-    for id in &group.ids {
-        report
-            .failures
-            .entry(*id)
-            .or_insert_with(|| Failure::new(kind, text.clone()));
+    for id in group.ids() {
+        report.failures.insert(id, copy(&failure));
     }
+    report.failures.insert(group.last_id(), failure);
 }
 
-/// 1 s, 2 s, 4 s … up to 5 minutes between tries of one event.
-fn retry_delay(group: &Group) -> f64 {
-    2f64.powi(group.last.attempts.min(8) as i32).min(300.0)
-}
-
-pub fn db_failure(e: rusqlite::Error) -> Failure {
-    Failure::config(format!("the state database failed: {e}"))
-        .hint("Check that the state directory ([state] dir) is writable and the disk not full.")
+/// A copy of a failure, with its hint.
+pub fn copy(failure: &Failure) -> Failure {
+    let copy = Failure::new(failure.kind, failure.message.clone());
+    match &failure.hint {
+        Some(hint) => copy.hint(hint.clone()),
+        None => copy,
+    }
 }
 
 /// The background drainer, started by `ban`/`unban` without `-f`. It holds
@@ -191,7 +305,12 @@ pub fn db_failure(e: rusqlite::Error) -> Failure {
 /// lock, retries an unreachable PVE for a while, and hands over cleanly:
 /// after releasing its lock it looks once more, since an event committed
 /// while it held the lock did not start a drainer of its own.
-pub fn background(session: &mut Session, db: &mut Db, dir: &Path) -> Result<Report, Failure> {
+pub fn background(
+    session: &mut Session,
+    db: &mut Db,
+    dir: &Path,
+    bound: &Bound,
+) -> Result<Report, Failure> {
     let mut report = Report::default();
     let started = std::time::Instant::now();
     loop {
@@ -201,14 +320,22 @@ pub fn background(session: &mut Session, db: &mut Db, dir: &Path) -> Result<Repo
         };
         loop {
             if let Some(sending) = DrainLock::try_take(dir).map_err(lock_failure)? {
-                pass(session, db, Backoff::Respect, &mut report)?;
+                pass(session, db, bound, Backoff::Respect, &mut report)?;
                 drop(sending);
+                if report.stopped == Some(Remedy::Hold) {
+                    // A person must fix something (or the policy trapped and
+                    // this instance is unusable): the next run, `sync` or
+                    // the timer tries again.
+                    return Ok(report);
+                }
             }
-            let Some(wait) = next_try_in(db)? else { break };
+            let Some(wait) = holds::next_try_in(db.conn()).map_err(db_failure)? else {
+                break;
+            };
             if started.elapsed() + Duration::from_secs_f64(wait.max(0.0)) > BACKGROUND_PATIENCE {
                 log::warn(&format!(
                     "PVE still fails; {} event(s) stay queued for the next run, `fail2pvefw sync` or the timer",
-                    queue::stats(db).map(|s| s.pending).unwrap_or(0)
+                    stats::stats(db).map(|s| s.pending).unwrap_or(0)
                 ));
                 return Ok(report);
             }
@@ -217,42 +344,58 @@ pub fn background(session: &mut Session, db: &mut Db, dir: &Path) -> Result<Repo
             std::thread::sleep(Duration::from_secs_f64(wait.clamp(0.05, 1.0)));
         }
         drop(alive);
-        if next_try_in(db)?.is_none_or(|wait| wait > 0.0) {
+        if holds::next_try_in(db.conn())
+            .map_err(db_failure)?
+            .is_none_or(|wait| wait > 0.0)
+        {
             return Ok(report);
         }
     }
 }
 
-/// Seconds until the earliest pending event may be tried; `None` when the
-/// queue is empty.
-fn next_try_in(db: &Db) -> Result<Option<f64>, Failure> {
-    let next: Option<f64> = db
-        .conn()
-        .query_row(
-            "SELECT MIN(next_try) FROM events WHERE failed = 0",
-            [],
-            |row| row.get(0),
-        )
-        .map_err(db_failure)?;
-    Ok(next.map(|t| t - queue::now()))
-}
-
-pub fn lock_failure(e: std::io::Error) -> Failure {
-    Failure::config(format!(
-        "cannot use the drain lock in the state directory: {e}"
-    ))
-    .hint("Check that the state directory ([state] dir) is writable by the user fail2ban runs as.")
-}
-
 /// The hidden `drain` command the background drainer runs.
 pub fn run(ctx: &Context) -> Result<String> {
-    let mut session = ctx.session()?;
-    let mut db = ctx.db()?;
-    let report = background(&mut session, &mut db, &ctx.config.state_dir)?;
+    let (mut db, bound) = ctx.state(false)?;
+    let mut session = ctx.session_for(&bound)?;
+    let report = background(&mut session, &mut db, &ctx.config.state_dir, &bound)?;
     db.checkpoint();
     for failure in report.failures.values().take(1) {
         log::write(log::Level::Error, "drain", &failure.to_string());
     }
     after_drain(&ctx.config, &mut session, &db);
     Ok(String::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_writes_become_changes_to_what_pve_holds() {
+        let w = |cidr: &str, outcome| Write {
+            ipset: "f2b".into(),
+            cidr: cidr.into(),
+            comment: Some("c".into()),
+            outcome,
+        };
+        let got = changes(vec![
+            w("192.0.2.1", WriteOutcome::Added),
+            w("192.0.2.2", WriteOutcome::Deleted),
+            w("192.0.2.3", WriteOutcome::Absent),
+            w("192.0.2.4", WriteOutcome::NotOurs),
+            w("192.0.2.5", WriteOutcome::Refused(400)),
+            w("192.0.2.6", WriteOutcome::Unreachable),
+        ]);
+        let kinds: Vec<(&str, &Change)> = got.iter().map(|(_, e, c)| (e.as_str(), c)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("192.0.2.1", &Change::Added(Some("c".into()))),
+                ("192.0.2.2", &Change::Removed),
+                ("192.0.2.3", &Change::Removed),
+                ("192.0.2.4", &Change::Removed),
+                ("192.0.2.6", &Change::Uncertain),
+            ]
+        );
+    }
 }

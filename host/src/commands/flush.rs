@@ -1,49 +1,79 @@
 //! `flush` (fail2ban's actionflush, at stop): keep this jail's bans in PVE,
-//! or queue their removal.
+//! or release them.
 
 use super::ban::start_background_drainer;
 use super::context::Context;
-use super::drain::{Backoff, Report, db_failure, lock_failure, pass};
+use super::drain::{Backoff, Report, pass};
+use super::errors::{db_failure, lock_failure};
 use crate::cli::Flush;
-use crate::error::Result;
+use crate::error::{Failure, Result};
+use crate::state::desired;
 use crate::state::locks::DrainLock;
 use crate::state::queue::{self, Action};
+use std::collections::BTreeSet;
 
-/// `flush` (fail2ban's actionflush, at stop): by default bans stay in
-/// PVE across restarts; `--remove` queues an unban of this jail's
-/// entries instead.
+/// `flush` (fail2ban's actionflush, at stop): by default bans stay in PVE
+/// across restarts; `--remove` releases this jail's wishes (every jail's
+/// without `--jail`) with one unban each. An entry another holder still
+/// wants stays in PVE; nothing but what this state asked for is touched.
 pub fn run(ctx: &Context, flush: &Flush) -> Result<String> {
-    let mut db = ctx.db()?;
-    let ours: Vec<_> = queue::desired(&db)
-        .map_err(db_failure)?
-        .into_iter()
-        .filter(|d| flush.jail.is_none() || d.jail == flush.jail)
-        .collect();
-    let jail = flush.jail.as_deref().unwrap_or("all jails");
+    let (mut db, bound) = ctx.state(false)?;
+    let holder = desired::jail_holder(flush.jail.as_deref(), false);
+    let rows = desired::of_holder(db.conn(), &holder).map_err(db_failure)?;
+    let jail = match &flush.jail {
+        Some(jail) => format!("jail {jail}"),
+        None => "all jails".to_string(),
+    };
     if !flush.remove {
-        return Ok(format!(
-            "flush: kept {} ban(s) of {jail} in PVE",
-            ours.len()
-        ));
+        let now = queue::now() as i64;
+        let live = rows.iter().filter(|d| d.is_live(now)).count();
+        return Ok(format!("flush: kept {live} ban(s) of {jail} in PVE"));
     }
-    for want in &ours {
-        let mut req = want.request.clone();
+    let mut entries = BTreeSet::new();
+    for row in &rows {
+        let mut req = row.request.clone();
         req.restored = false;
-        queue::enqueue(&mut db, Action::Unban, &want.entry, &req).map_err(db_failure)?;
+        queue::enqueue(
+            &mut db,
+            Action::Unban,
+            &row.entry,
+            &row.holder,
+            &req,
+            Some(&bound.id),
+        )
+        .map_err(db_failure)?
+        .ok_or_else(|| {
+            Failure::config("flush: the state directory was bound to another PVE cluster meanwhile")
+        })?;
+        entries.insert((row.ipset.clone(), row.entry.clone()));
+    }
+    let now = queue::now() as i64;
+    let mut kept = 0;
+    for (ipset, entry) in &entries {
+        if !desired::live(db.conn(), ipset, entry, now)
+            .map_err(db_failure)?
+            .is_empty()
+        {
+            kept += 1;
+        }
     }
     if ctx.foreground {
-        let mut session = ctx.session()?;
+        let mut session = ctx.session_for(&bound)?;
         let mut report = Report::default();
         if let Some(_lock) = DrainLock::take(&ctx.config.state_dir, ctx.config.pve.timeout * 3)
             .map_err(lock_failure)?
         {
-            pass(&mut session, &mut db, Backoff::Ignore, &mut report)?;
+            pass(&mut session, &mut db, &bound, Backoff::Ignore, &mut report)?;
         }
     } else {
         start_background_drainer(ctx)?;
     }
-    Ok(format!(
+    let mut text = format!(
         "flush: queued removal of {} ban(s) of {jail}",
-        ours.len()
-    ))
+        entries.len() - kept
+    );
+    if kept > 0 {
+        text.push_str(&format!("; {kept} stay in PVE, still held by others"));
+    }
+    Ok(text)
 }

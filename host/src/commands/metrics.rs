@@ -64,7 +64,7 @@ pub struct Counters {
 impl Counters {
     pub fn load(db: &Db) -> rusqlite::Result<Counters> {
         let get = |key: &str| -> rusqlite::Result<u64> {
-            Ok(crate::state::queue::get_meta(db, key)?
+            Ok(crate::state::meta::get(db.conn(), key)?
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0))
         };
@@ -229,7 +229,7 @@ pub fn after_drain(config: &Config, session: &mut Session, db: &Db) {
     let Some(path) = &config.metrics_textfile else {
         return;
     };
-    let text = crate::state::queue::stats(db)
+    let text = crate::state::stats::stats(db)
         .map_err(|e| e.to_string())
         .and_then(|stats| gather(session, stats, &config.ipset).map_err(|f| f.to_string()))
         .and_then(|report| {

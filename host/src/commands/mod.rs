@@ -2,20 +2,24 @@
 //! the configuration and the policy where a command needs them, and hands
 //! over.
 //!
-//! `ban`, `unban`, `start`, `check`, `sync`, `status`, `flush` and the
-//! hidden `drain` run the configured policy (`context`); `sandbox`,
+//! `ban`, `unban`, `dns`, `start`, `check`, `sync`, `status`, `flush` and
+//! the hidden `drain` run the configured policy (`context`); `sandbox`,
 //! `policy`, `generate-docs`, `init` and `doctor` need no configuration, or
 //! check it themselves.
 
 pub mod ban;
+pub mod cluster;
 pub mod context;
+pub mod dns;
 pub mod docs;
 pub mod doctor;
 pub mod drain;
+pub mod errors;
 pub mod flush;
 pub mod init;
 pub mod metrics;
 pub mod policy;
+pub mod policy_new;
 pub mod reconcile;
 pub mod sandbox;
 pub mod start;
@@ -24,7 +28,7 @@ pub mod status_report;
 pub mod sync;
 pub mod trust;
 
-use crate::cli::{Cli, Command, IpsetOnly, LogFormat};
+use crate::cli::{Cli, Command, IpsetOnly, LogFormat, SandboxCommand};
 use crate::config::Config;
 use crate::error::Result;
 use crate::log;
@@ -45,7 +49,13 @@ pub fn run(cli: Cli) -> Result<String> {
     });
     // These need no configuration file, token or PVE, or check it themselves.
     match cli.command {
-        Command::Sandbox(args) => return sandbox::run(args, cli.policy),
+        Command::Sandbox(args) => {
+            return match args.commands.as_slice() {
+                // No policy runs: the host's own writes.
+                [SandboxCommand::Dns(dns)] => dns::sandbox::run(&args, dns),
+                _ => sandbox::run(args, cli.policy),
+            };
+        }
         Command::Policy(args) => return policy::run(args),
         Command::GenerateDocs(args) => return docs::run(&args),
         Command::Init(args) => return init::run(&args),
@@ -75,6 +85,7 @@ pub fn run(cli: Cli) -> Result<String> {
     match cli.command {
         Command::Ban(target) => ban::submit(&ctx, &target, Action::Ban),
         Command::Unban(target) => ban::submit(&ctx, &target, Action::Unban),
+        Command::Dns(args) => dns::run(&ctx, &args),
         Command::Start(IpsetOnly { ipset }) => start::run(&ctx, ipset, false),
         Command::Check(IpsetOnly { ipset }) => start::run(&ctx, ipset, true),
         Command::Sync(IpsetOnly { ipset }) => sync::run(&ctx, ipset),

@@ -1,23 +1,28 @@
-//! `fail2pvefw status`: the queue, the last error and the IPSet, as text,
-//! JSON or Prometheus exposition.
+//! `fail2pvefw status`: the queue, the last error, the IPSet and the host
+//! names `dns` keeps, as text, JSON or Prometheus exposition.
 
 use super::context::Context;
-use super::drain::db_failure;
+use super::errors::db_failure;
 use super::metrics::{Counters, render};
-use super::status_report::gather;
+use super::status_report::{NameReport, gather};
 use crate::cli::Status;
 use crate::error::Result;
-use crate::state::queue;
+use crate::state::{dns, stats};
 
 pub fn run(ctx: &Context, status: &Status) -> Result<String> {
-    let db = ctx.db()?;
-    let stats = queue::stats(&db).map_err(db_failure)?;
+    let (db, bound) = ctx.state(false)?;
+    let stats = stats::stats(&db).map_err(db_failure)?;
     let ipset = status
         .ipset
         .clone()
         .unwrap_or_else(|| ctx.config.ipset.clone());
-    let mut session = ctx.session()?;
-    let report = gather(&mut session, stats, &ipset)?;
+    let mut session = ctx.session_for(&bound)?;
+    let mut report = gather(&mut session, stats, &ipset)?;
+    report.dns = dns::records(db.conn())
+        .map_err(db_failure)?
+        .into_iter()
+        .map(|(name, record)| NameReport { name, record })
+        .collect();
     if status.prometheus {
         let counters = Counters::load(&db).map_err(db_failure)?;
         // `main` adds the last newline.

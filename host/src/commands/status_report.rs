@@ -1,9 +1,11 @@
-//! What `status` and the metrics report: the queue, the last error, and the
-//! IPSet as PVE holds it, with the share of `cluster.fw`'s 1 MiB it uses.
+//! What `status` and the metrics report: the queue, the last error, the
+//! IPSet as PVE holds it, with the share of `cluster.fw`'s 1 MiB it uses,
+//! and the host names `fail2pvefw dns` keeps.
 
 use crate::error::Result;
 use crate::runtime::session::Session;
-use crate::state::queue::Stats;
+use crate::state::dns::Record;
+use crate::state::stats::Stats;
 use serde::Serialize;
 
 /// pmxcfs refuses to write a file over 1 MiB; `cluster.fw` holds the whole
@@ -15,6 +17,18 @@ pub struct Report {
     pub instance: String,
     pub queue: Stats,
     pub ipset: IpsetReport,
+    /// The host names `fail2pvefw dns` keeps, by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<NameReport>,
+}
+
+/// One host name: its accept list, the addresses it last resolved to and
+/// when (Unix seconds), and its last failed lookup.
+#[derive(Debug, Serialize)]
+pub struct NameReport {
+    pub name: String,
+    #[serde(flatten)]
+    pub record: Record,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -25,7 +39,8 @@ pub struct IpsetReport {
     pub ours: Option<u64>,
     pub other_instances: Option<u64>,
     pub not_ours: Option<u64>,
-    /// Bytes this IPSet takes in `cluster.fw`, as PVE writes it.
+    /// Bytes this IPSet takes in `cluster.fw`, as PVE writes it (the PVE
+    /// model's own layout, `pve_model::ipset_section_bytes`).
     pub estimated_bytes: Option<u64>,
     pub cluster_fw_limit: u64,
     pub error: Option<String>,
@@ -50,11 +65,11 @@ pub fn gather(session: &mut Session, queue: Stats, ipset: &str) -> Result<Report
             report.ours = Some(ours);
             report.other_instances = Some(tagged - ours);
             report.not_ours = Some(entries.len() as u64 - tagged);
-            report.estimated_bytes = Some(section_bytes(
+            report.estimated_bytes = Some(pve_model::ipset_section_bytes(
                 ipset,
                 entries
                     .iter()
-                    .map(|e| (e.cidr.as_str(), e.comment.as_deref())),
+                    .map(|e| (e.cidr.as_str(), e.comment.as_deref(), false)),
             ));
         }
         Err(reported) => report.error = Some(reported.failure.to_string()),
@@ -63,25 +78,8 @@ pub fn gather(session: &mut Session, queue: Stats, ipset: &str) -> Result<Report
         instance: session.instance_name.clone(),
         queue,
         ipset: report,
+        dns: Vec::new(),
     })
-}
-
-/// The size of `[IPSET name]` in `cluster.fw` as PVE formats it: header,
-/// blank line, `cidr # comment` lines, blank line.
-pub fn section_bytes<'a>(
-    name: &str,
-    entries: impl Iterator<Item = (&'a str, Option<&'a str>)>,
-) -> u64 {
-    let header = format!("[IPSET {name}]\n\n").len() as u64;
-    let lines: u64 = entries
-        .map(|(cidr, comment)| {
-            let comment = comment
-                .filter(|c| !c.trim().is_empty())
-                .map_or(0, |c| 3 + c.len());
-            (cidr.len() + comment + 1) as u64
-        })
-        .sum();
-    header + lines + 1
 }
 
 impl Report {
@@ -100,7 +98,27 @@ impl Report {
                 .map(|a| format!(", oldest {a:.0} s old"))
                 .unwrap_or_default()
         ));
-        out.push(format!("desired bans:  {}", q.desired));
+        let holders: Vec<String> = q
+            .holders
+            .iter()
+            .map(|(holder, n)| format!("{} {n}", crate::state::desired::describe(holder)))
+            .collect();
+        out.push(if holders.is_empty() {
+            format!("desired bans:  {}", q.desired)
+        } else {
+            format!(
+                "desired bans:  {} (held by {})",
+                q.desired,
+                holders.join(", ")
+            )
+        });
+        if q.held_entries > 0 {
+            out.push(format!(
+                "backing off:   {} entr{} (PVE failed; retried later, `sync` retries now)",
+                q.held_entries,
+                if q.held_entries == 1 { "y" } else { "ies" }
+            ));
+        }
         if let Some(error) = &q.last_error {
             out.push(format!(
                 "last error:    {}",
@@ -131,21 +149,47 @@ impl Report {
             )),
             (None, None) => {}
         }
+        for (i, name) in self.dns.iter().enumerate() {
+            let label = if i == 0 { "dns:" } else { "" };
+            out.push(format!("{label:<15}{}", name.human()));
+        }
         out.join("\n")
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::section_bytes;
-
-    #[test]
-    fn section_size_matches_pve_layout() {
-        // "[IPSET f2b]\n\n" + "1.2.3.4 # x\n" + "10.0.0.0/8\n" + "\n"
-        let n = section_bytes(
-            "f2b",
-            [("1.2.3.4", Some("x")), ("10.0.0.0/8", None)].into_iter(),
-        );
-        assert_eq!(n, 13 + 12 + 11 + 1);
+impl NameReport {
+    /// `home.test in IPSet 'trusted': 198.51.100.7, 2001:db8::7 (resolved
+    /// 2026-11-26 10:00:03 +00:00, 42 s ago)`, and a failed lookup after.
+    fn human(&self) -> String {
+        let r = &self.record;
+        let addresses = if r.addresses.is_empty() {
+            "no address".to_string()
+        } else {
+            r.addresses.join(", ")
+        };
+        let mut line = format!("{} in IPSet '{}': {addresses}", self.name, r.ipset);
+        if let Some(t) = r.resolved {
+            line.push_str(&format!(" (resolved {})", when(t)));
+        }
+        if let (Some(t), Some(error)) = (r.failed, &r.error) {
+            line.push_str(&format!(
+                "; the lookup failed {}: {error}; its entries stay",
+                when(t)
+            ));
+        }
+        line
     }
+}
+
+/// `2026-11-26 10:00:03 +00:00, 42 s ago`, in local time.
+fn when(t: f64) -> String {
+    let ago = (crate::state::queue::now() - t).max(0.0);
+    let at = chrono::DateTime::from_timestamp(t as i64, 0)
+        .map(|d| {
+            d.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S %:z")
+                .to_string()
+        })
+        .unwrap_or_else(|| t.to_string());
+    format!("{at}, {ago:.0} s ago")
 }

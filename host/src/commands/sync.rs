@@ -1,20 +1,21 @@
 //! `sync` (run by the timer): send everything queued now, then make each
-//! IPSet agree with the bans.
+//! IPSet agree with the bans; the PVE nodes' names are resolved again.
 
 use super::context::Context;
-use super::drain::{Backoff, Report, db_failure, lock_failure, pass};
+use super::drain::{Backoff, Report, pass};
+use super::errors::{db_failure, lock_failure};
 use super::metrics::after_drain;
 use super::reconcile::reconcile;
 use crate::error::{Failure, Result};
+use crate::state::desired;
 use crate::state::locks::DrainLock;
-use crate::state::queue;
 use std::time::Duration;
 
 /// `sync`: drain everything now (ignoring back-off), then reconcile each
 /// IPSet we have bans in, and the configured one.
 pub fn run(ctx: &Context, ipset: Option<String>) -> Result<String> {
-    let mut session = ctx.session()?;
-    let mut db = ctx.db()?;
+    let (mut db, bound) = ctx.state(true)?;
+    let mut session = ctx.session_for(&bound)?;
     let dir = &ctx.config.state_dir;
     let lock = DrainLock::take(dir, ctx.config.pve.timeout * 3 + Duration::from_secs(5))
         .map_err(lock_failure)?
@@ -22,21 +23,17 @@ pub fn run(ctx: &Context, ipset: Option<String>) -> Result<String> {
             Failure::pve("another fail2pvefw process is draining the queue; try again")
         })?;
     let mut report = Report::default();
-    pass(&mut session, &mut db, Backoff::Ignore, &mut report)?;
+    pass(&mut session, &mut db, &bound, Backoff::Ignore, &mut report)?;
     db.checkpoint();
-    if let Some(failure) = report.failures.into_values().next()
+    if let Some(blocker) = report.blocker.take()
         && report.stopped.is_some()
     {
-        return Err(failure.context("sync"));
+        return Err(blocker.context("sync"));
     }
     let mut ipsets: Vec<String> = match ipset {
         Some(one) => vec![one],
         None => {
-            let mut all: Vec<String> = queue::desired(&db)
-                .map_err(db_failure)?
-                .into_iter()
-                .map(|d| d.ipset)
-                .collect();
+            let mut all = desired::ipsets(db.conn()).map_err(db_failure)?;
             all.push(ctx.config.ipset.clone());
             all
         }

@@ -70,16 +70,14 @@ fn trusted_by(config: &Config, presented: &Presented) -> String {
 pub fn run(config: &Config, yes: bool) -> Result<String> {
     let at = &config.pve.host;
     let presented = probe(&config.pve, &config.state_dir)?;
-    let mut out = std::io::stdout();
-    let _ = write!(out, "{}", describe(at, &presented));
+    crate::output::write(&describe(at, &presented));
     let Some(refusal) = &presented.refusal else {
         return Ok(format!(
             "it is already trusted, by {}; nothing to do",
             trusted_by(config, &presented)
         ));
     };
-    let _ = writeln!(out, "It is not trusted yet: {}.", why_refused(refusal));
-    let _ = out.flush();
+    crate::output::line(&format!("It is not trusted yet: {}.", why_refused(refusal)));
     if !yes {
         confirm(config)?;
     }

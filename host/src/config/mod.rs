@@ -4,15 +4,22 @@
 //! Loaded from `--config`, else `$FAIL2PVEFW_CONFIG`, else
 //! `/etc/fail2pvefw/config.toml` (clap resolves the first two).
 
+mod dns;
 mod fingerprint;
 mod host;
+mod redact;
 mod rules;
+mod secrets;
 mod token;
 mod toml;
 
+pub use dns::{Dns, host_name, ipset_name};
 pub use fingerprint::{format_fingerprint, parse_fingerprint};
 pub use host::HostPort;
-pub use rules::{DEFAULT_FUEL, DEFAULT_MEMORY, Limits, Rules, check_network};
+pub use rules::{
+    DEFAULT_FUEL, DEFAULT_MEMORY, DEFAULT_WIDEST_IPV4, DEFAULT_WIDEST_IPV6, Limits, Rules,
+    check_network,
+};
 pub use token::Token;
 
 use crate::error::{Failure, Result};
@@ -49,6 +56,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[rules]` and `[policy_settings]`: what the policy is told and granted.
     pub rules: Rules,
+    /// `[dns]`: the host names `fail2pvefw dns` keeps in an accept list.
+    pub dns: Dns,
 }
 
 /// How to reach and authenticate to the PVE cluster.
@@ -80,39 +89,51 @@ pub enum Trust {
 }
 
 impl Config {
-    /// Reads and checks the file at `path`.
+    /// Reads and checks the file at `path`. No error shows a secret of the
+    /// file (or of its `token_file`), whatever key it was put under.
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Failure::config(format!("cannot read config '{}': {e}", path.display())).hint(
                 "Create it (see the README's Configuration section), or pass --config FILE or set FAIL2PVEFW_CONFIG.",
             )
         })?;
-        let file = toml::parse(&text)
-            .map_err(|e| Failure::config(format!("config '{}': {e}", path.display())))?;
-        Config::from_file(path, file)
+        let mut secrets = secrets::Secrets::from_text(&text);
+        let file = toml::parse(&text).map_err(|e| {
+            Failure::config(format!(
+                "config '{}', {}",
+                path.display(),
+                secrets.scrub(&e)
+            ))
+        })?;
+        Config::from_file(path, file, &mut secrets).map_err(|failure| Failure {
+            message: secrets.scrub(&failure.message),
+            hint: failure.hint.map(|hint| secrets.scrub(&hint)),
+            ..failure
+        })
     }
 
-    fn from_file(path: &Path, file: toml::File) -> Result<Config> {
+    fn from_file(path: &Path, file: toml::File, secrets: &mut secrets::Secrets) -> Result<Config> {
         let bad = |msg: String| Failure::config(format!("config '{}': {msg}", path.display()));
         let mut warnings = Vec::new();
         let pve = file.pve;
 
-        let mut hosts = match (pve.host, pve.hosts) {
+        let (key, given) = match (pve.host, pve.hosts) {
             (Some(_), Some(_)) => {
                 return Err(bad("[pve] has both host and hosts: keep one".into()));
             }
-            (Some(one), None) => vec![one],
-            (None, Some(many)) if !many.is_empty() => many,
+            (Some(one), None) => ("host", vec![one]),
+            (None, Some(many)) if !many.is_empty() => ("hosts", many),
             _ => {
                 return Err(bad(
                     "[pve] host is missing: set it to the PVE node, e.g. host = \"192.168.0.1\" (or hosts = [...] for several nodes)"
                         .into(),
                 ));
             }
-        }
-        .into_iter()
-        .map(|h| HostPort::parse(&h).map_err(|e| bad(format!("[pve] host: {e}"))))
-        .collect::<Result<Vec<_>>>()?;
+        };
+        let mut hosts = given
+            .iter()
+            .map(|h| HostPort::parse(h).map_err(|e| bad(format!("[pve] {key}: {e}"))))
+            .collect::<Result<Vec<_>>>()?;
         let host = hosts.remove(0);
 
         let token_path = pve.token_file.clone().unwrap_or_else(|| path.to_path_buf());
@@ -126,8 +147,11 @@ impl Config {
             }
             (None, Some(file)) => {
                 warn_if_readable_by_others(file, &mut warnings);
-                std::fs::read_to_string(file)
-                    .map_err(|e| bad(format!("cannot read token_file '{}': {e}", file.display())))?
+                let text = std::fs::read_to_string(file).map_err(|e| {
+                    bad(format!("cannot read token_file '{}': {e}", file.display()))
+                })?;
+                secrets.add(&text);
+                text
             }
             (None, None) => {
                 return Err(bad(
@@ -136,7 +160,12 @@ impl Config {
                 ));
             }
         };
-        let token = Token::parse(&token_text).map_err(|e| bad(format!("[pve] token: {e}")))?;
+        let token_key = match &pve.token_file {
+            Some(file) => format!("token_file '{}'", file.display()),
+            None => "token".into(),
+        };
+        let token =
+            Token::parse(&token_text).map_err(|e| bad(format!("[pve] {token_key}: {e}")))?;
 
         let trust = match (pve.fingerprint, pve.ca_file) {
             (Some(_), Some(_)) => {
@@ -165,7 +194,7 @@ impl Config {
         let timeout = pve.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS);
         if !(timeout > 0.0 && timeout <= 600.0) {
             return Err(bad(format!(
-                "[pve] timeout = {timeout}: give seconds between 0 and 600"
+                "[pve] timeout = {timeout}: give seconds more than 0 and at most 600 (default {DEFAULT_TIMEOUT_SECS})"
             )));
         }
         let state_dir = file
@@ -196,6 +225,7 @@ impl Config {
             policy: file.policy.map(|p| relative_to(path, &p)),
             limits: rules::limits(file.limits).map_err(bad)?,
             rules: rules::rules(file.rules, file.policy_settings).map_err(bad)?,
+            dns: dns::dns(file.dns).map_err(bad)?,
             warnings,
             token_path,
             metrics_textfile: file.metrics.textfile.map(|p| relative_to(path, &p)),
@@ -331,6 +361,27 @@ mod tests {
         let c = Config::load(&path).unwrap();
         assert_eq!(c.warnings.len(), 1);
         assert!(c.warnings[0].contains("chmod 600"), "{:?}", c.warnings);
+    }
+
+    // See: issue 13, item 2
+    #[test]
+    fn dns_is_read_with_defaults_and_its_errors_show_no_secret() {
+        let c = load(&minimal("")).unwrap();
+        assert_eq!(c.dns, Dns::default());
+        assert!(c.dns.never_ban_resolved);
+        let c = load(&minimal(
+            "[dns]\nnames = [\"Home.Test.\"]\nipset = \"trusted\"\nnever_ban_resolved = false\n",
+        ))
+        .unwrap();
+        assert_eq!(c.dns.names, ["home.test"]);
+        assert_eq!(c.dns.ipset.as_deref(), Some("trusted"));
+        assert!(!c.dns.never_ban_resolved);
+        let err = load(&minimal(&format!(
+            "[dns]\nnames = [\"fail2ban@pve!fail2ban={SECRET}\"]\n"
+        )))
+        .unwrap_err();
+        assert!(err.message.contains("[dns] names"), "{err}");
+        assert!(!err.to_string().contains(&SECRET[..8]), "{err}");
     }
 
     #[test]

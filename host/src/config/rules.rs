@@ -1,5 +1,6 @@
 //! What the policy may do and use: `[limits]` (fuel and memory per call),
-//! `[rules]` (never-ban networks, IPv6 widening, extra PVE paths) and
+//! `[rules]` (never-ban networks, IPv6 widening, extra PVE paths, the
+//! widest network an entry may cover) and
 //! `[policy_settings]` (free-form values a custom policy reads).
 
 use super::toml;
@@ -30,8 +31,15 @@ impl Default for Limits {
     }
 }
 
+/// The widest IPv4 network an entry may cover by default: a /16 is 65536
+/// addresses, more than any fail2ban ban needs.
+pub const DEFAULT_WIDEST_IPV4: u8 = 16;
+/// The widest IPv6 network an entry may cover by default: a /32 is a whole
+/// provider's allocation.
+pub const DEFAULT_WIDEST_IPV6: u8 = 32;
+
 /// The administrator's rules, passed to the policy as settings.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rules {
     /// Networks (or addresses) never to ban, checked by the host.
     pub never_ban: Vec<String>,
@@ -39,8 +47,26 @@ pub struct Rules {
     pub ipv6_prefix: Option<u8>,
     /// API paths granted beyond the IPSets and `GET /version`.
     pub allow_paths: Vec<String>,
+    /// The widest IPv4 network any entry may cover: entries with a shorter
+    /// prefix are refused by the host's guard, whatever the policy asks.
+    pub widest_ipv4: u8,
+    /// The same for IPv6.
+    pub widest_ipv6: u8,
     /// `[policy_settings]`, as text.
     pub policy_settings: BTreeMap<String, String>,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            never_ban: Vec::new(),
+            ipv6_prefix: None,
+            allow_paths: Vec::new(),
+            widest_ipv4: DEFAULT_WIDEST_IPV4,
+            widest_ipv6: DEFAULT_WIDEST_IPV6,
+            policy_settings: BTreeMap::new(),
+        }
+    }
 }
 
 const MIN_MEMORY_MIB: u64 = 2;
@@ -80,6 +106,15 @@ pub(super) fn rules(
             "[rules] ipv6_prefix = {p}: give a prefix length from 1 to 128, e.g. 64"
         ));
     }
+    let widest = |key: &str, value: Option<u8>, default: u8, max: u8| match value {
+        None => Ok(default),
+        Some(p) if (1..=max).contains(&p) => Ok(p),
+        Some(p) => Err(format!(
+            "[rules] {key} = {p}: give a prefix length from 1 to {max}, the widest network any entry may cover (default {default})"
+        )),
+    };
+    let widest_ipv4 = widest("widest_ipv4", file.widest_ipv4, DEFAULT_WIDEST_IPV4, 32)?;
+    let widest_ipv6 = widest("widest_ipv6", file.widest_ipv6, DEFAULT_WIDEST_IPV6, 128)?;
     for path in &file.allow_paths {
         check_path(path).map_err(|e| format!("[rules] allow_paths: {e}"))?;
     }
@@ -101,6 +136,8 @@ pub(super) fn rules(
             .into_iter()
             .map(|p| p.trim_end_matches('/').to_string())
             .collect(),
+        widest_ipv4,
+        widest_ipv6,
         policy_settings,
     })
 }
@@ -114,9 +151,11 @@ pub fn check_network(text: &str) -> Result<(), String> {
     let bad = || format!("'{text}' is not an address or network like 10.0.0.0/8");
     let addr: IpAddr = addr.parse().map_err(|_| bad())?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
-    match prefix.map(str::parse::<u8>) {
+    // Digits only: `u8::from_str` would take `+8`, which the guard does not.
+    let digits = |p: &str| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit());
+    match prefix {
         None => Ok(()),
-        Some(Ok(p)) if p <= max => Ok(()),
+        Some(p) if digits(p) && p.parse::<u8>().is_ok_and(|p| p <= max) => Ok(()),
         Some(_) => Err(bad()),
     }
 }
@@ -179,6 +218,23 @@ mod tests {
         assert_eq!(r.allow_paths, ["/cluster/firewall/rules"]);
         assert_eq!(r.policy_settings["threshold"], "3");
         assert_eq!(r.policy_settings["name"], "x");
+    }
+
+    #[test]
+    fn widest_networks_default_to_16_and_32_and_are_checked() {
+        let r = rules_of("").unwrap();
+        assert_eq!((r.widest_ipv4, r.widest_ipv6), (16, 32));
+        let r = rules_of("[rules]\nwidest_ipv4 = 8\nwidest_ipv6 = 128\n").unwrap();
+        assert_eq!((r.widest_ipv4, r.widest_ipv6), (8, 128));
+        for bad in [
+            "widest_ipv4 = 0",
+            "widest_ipv4 = 33",
+            "widest_ipv6 = 0",
+            "widest_ipv6 = 129",
+        ] {
+            let e = rules_of(&format!("[rules]\n{bad}\n")).unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct File {
     pub rules: Rules,
     #[serde(default)]
     pub metrics: Metrics,
+    #[serde(default)]
+    pub dns: Dns,
     /// Free-form values for a custom policy (`settings.get("policy.NAME")`).
     #[serde(default)]
     pub policy_settings: std::collections::BTreeMap<String, ::toml::Value>,
@@ -46,6 +48,10 @@ pub struct Rules {
     pub ipv6_prefix: Option<u8>,
     #[serde(default)]
     pub allow_paths: Vec<String>,
+    /// The widest IPv4 network any entry may cover (a prefix length).
+    pub widest_ipv4: Option<u8>,
+    /// The widest IPv6 network any entry may cover (a prefix length).
+    pub widest_ipv6: Option<u8>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +73,19 @@ pub struct Pve {
     pub ipset: Option<String>,
     /// Seconds to wait for PVE (connect and each request); 10 by default.
     pub timeout: Option<f64>,
+}
+
+/// `[dns]`: host names whose addresses `fail2pvefw dns` keeps in an accept list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    /// What `fail2pvefw dns` without names keeps.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// The accept list; `[pve] ipset` by default (which `dns` refuses).
+    pub ipset: Option<String>,
+    /// The names' last addresses are never banned; true by default.
+    pub never_ban_resolved: Option<bool>,
 }
 
 /// `[metrics]`: the node exporter's textfile, written after each drain.
@@ -101,10 +120,55 @@ impl OneOrMany {
     }
 }
 
-/// Parses the text, with the error message of the `toml` crate, which names
-/// the line, the column and the unknown or mistyped key.
+/// Parses the text. An error names the line, the column, the parser's words
+/// and the key, never a value or the source line (`redact`): the file holds
+/// the token.
 pub fn parse(text: &str) -> Result<File, String> {
-    ::toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    ::toml::from_str(text).map_err(|e| super::redact::toml_error(text, &e, &names()))
+}
+
+/// Every table and key name of the file, which errors may show: the field
+/// names serde knows for each table (a table added to `File` is added here).
+pub fn names() -> Vec<&'static str> {
+    let mut names = Vec::new();
+    names.extend(fields::<File>());
+    names.extend(fields::<Pve>());
+    names.extend(fields::<State>());
+    names.extend(fields::<Limits>());
+    names.extend(fields::<Rules>());
+    names.extend(fields::<Metrics>());
+    names.extend(fields::<Dns>());
+    names
+}
+
+/// The field names `#[derive(Deserialize)]` gave a struct, asked of it by
+/// a deserializer that only listens.
+fn fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+    struct Listen<'a>(&'a mut &'static [&'static str]);
+    impl<'de> de::Deserializer<'de> for Listen<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("listened"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Listen(&mut fields));
+    fields
 }
 
 #[cfg(test)]
@@ -121,6 +185,49 @@ mod tests {
     fn unknown_table_is_named() {
         let err = parse("[pev]\nhost = \"a\"\n").unwrap_err();
         assert!(err.contains("pev"), "{err}");
+    }
+
+    #[test]
+    fn names_are_those_of_every_table() {
+        let names = names();
+        for name in [
+            "pve",
+            "policy_settings",
+            "token",
+            "token_file",
+            "dir",
+            "fuel",
+            "widest_ipv6",
+            "textfile",
+            "dns",
+            "names",
+            "never_ban_resolved",
+        ] {
+            assert!(names.contains(&name), "{name}: {names:?}");
+        }
+    }
+
+    #[test]
+    fn an_error_shows_no_value() {
+        let secret = "6043ef45-632a-428b-8777-4b1eb5587d58";
+        let err = parse(&format!("[pve]\ntimeout = \"{secret}\"\n")).unwrap_err();
+        assert_eq!(
+            err,
+            "line 2, column 11: invalid type: string \"…\", expected f64 (key 'timeout' in [pve])"
+        );
+    }
+
+    // See: issue 13, item 2
+    #[test]
+    fn a_dns_error_names_its_key_and_shows_no_value() {
+        let secret = "6043ef45-632a-428b-8777-4b1eb5587d58";
+        let err = parse(&format!("[dns]\nnever_ban_resolved = \"{secret}\"\n")).unwrap_err();
+        assert!(err.contains("(key 'never_ban_resolved' in [dns])"), "{err}");
+        assert!(!err.contains("6043ef45"), "{err}");
+        let err = parse("[dns]\nname = [\"home.test\"]\n").unwrap_err();
+        assert!(err.contains("name") && err.contains("names"), "{err}");
+        let file = parse("[dns]\nnames = [\"a.test\"]\nipset = \"trusted\"\n").unwrap();
+        assert_eq!(file.dns.names, ["a.test"]);
     }
 
     #[test]

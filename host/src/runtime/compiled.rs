@@ -253,7 +253,7 @@ struct Records {
 
 impl Records {
     fn open(state_dir: &Path) -> Result<Records, String> {
-        let db = Db::open(state_dir)?;
+        let db = Db::open(state_dir).map_err(|e| e.message)?;
         db.conn()
             .execute_batch(RECORDS)
             .map_err(|e| format!("cannot prepare the cache records in state.db: {e}"))?;

@@ -28,6 +28,15 @@ pub struct Instance {
     policy: bindings::Policy,
     name: String,
     limits: Limits,
+    identity: Identity,
+}
+
+/// Who the policy says it is (its `identity` export), checked: its store
+/// is kept under the name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    pub version: String,
 }
 
 type Outcome<T> = std::result::Result<T, PolicyError>;
@@ -43,6 +52,16 @@ impl Instance {
         name: String,
         limits: Limits,
     ) -> Result<Instance> {
+        if let Some(why) = bindings::version_mismatch(engine, component) {
+            return Err(
+                Failure::config(format!("cannot load {name}: {why}")).hint(format!(
+                    "Rebuild the policy against this fail2pvefw's wit/policy.wit (package {}@{}): \
+                 0.2.0 gives each remedy its own error case (refused, rejected, not-ours).",
+                    bindings::PACKAGE,
+                    bindings::VERSION
+                )),
+            );
+        }
         state.limits = store_limits(limits.memory);
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);
@@ -52,14 +71,55 @@ impl Instance {
             .expect("fuel is enabled in the engine config");
         let policy = bindings::Policy::instantiate(&mut store, component, linker).map_err(|e| {
             Failure::config(format!("cannot instantiate {name}: {e:#}"))
-                .hint("A policy must export fail2pvefw:policy/action@0.2.0 and import only what wit/policy.wit offers.")
+                .hint("A policy must export fail2pvefw:policy/action@0.2.0 (with `identity`) and import only what wit/policy.wit offers.")
         })?;
-        Ok(Instance {
+        let mut instance = Instance {
             store,
             policy,
             name,
             limits,
+            identity: Identity {
+                name: String::new(),
+                version: String::new(),
+            },
+        };
+        instance.identity = instance.ask_identity()?;
+        let key = instance.identity.name.clone();
+        instance.store.data_mut().store.use_identity(&key);
+        Ok(instance)
+    }
+
+    /// Calls `identity` once and checks the name can key a store; a name it
+    /// cannot use refuses the policy (exit 3).
+    fn ask_identity(&mut self) -> Result<Identity> {
+        let id = self.call("identity", |p, s| {
+            p.fail2pvefw_policy_action().call_identity(s)
+        })?;
+        let shown =
+            |text: &str| -> String { crate::log::sanitize(text).chars().take(80).collect() };
+        let checked = fail2pvefw_sdk::identity::check_name(&id.name)
+            .map_err(|why| format!("its name '{}' is not usable: {why}", shown(&id.name)))
+            .and_then(|()| {
+                fail2pvefw_sdk::identity::check_version(&id.version).map_err(|why| {
+                    format!("its version '{}' is not usable: {why}", shown(&id.version))
+                })
+            });
+        if let Err(why) = checked {
+            return Err(Failure::config(format!(
+                "{} declares an identity the host cannot use: {why}",
+                self.name
+            ))
+            .hint("A policy's `identity` names its store: 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or a digit (fail2pvefw_sdk::identity::check_name)."));
+        }
+        Ok(Identity {
+            name: id.name,
+            version: id.version,
         })
+    }
+
+    /// Who the policy is; its store is kept under `identity().name`.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
     }
 
     /// The entry PVE will store. An answer that cannot be an entry (too
@@ -116,7 +176,7 @@ impl Instance {
 
     /// The IPSet the admin named for this call (config or `-i`) is granted.
     fn grant_ipset(&mut self, ipset: &str) {
-        self.store.data_mut().pve.grant.allow_ipset(ipset);
+        self.store.data_mut().pve.guard.allow_ipset(ipset);
     }
 
     fn nonsense(&self, what: &str, answer: &str) -> Failure {

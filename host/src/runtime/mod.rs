@@ -37,8 +37,11 @@ impl Source {
         }
     }
 
-    /// Whose data in the store: policies do not see each other's keys.
-    pub fn namespace(&self) -> String {
+    /// Where the store kept a policy's data before policies declared an
+    /// identity (the module's file name, `default` for the built-in one):
+    /// what the store moves to the identity's name on first use. The store
+    /// is keyed by the identity ([`Instance::identity`]).
+    pub fn legacy_namespace(&self) -> String {
         match self {
             Source::Embedded => "default".into(),
             Source::File(path) => path
@@ -118,13 +121,19 @@ impl Runtime {
 }
 
 /// Loads `source` (a custom policy through the compiled cache in the state
-/// directory) and instantiates it with what `config` grants.
-pub fn instantiate(config: &Config, source: &Source) -> Result<Instance> {
+/// directory) and instantiates it with what `config` grants; `node_addresses`
+/// are the PVE nodes' own addresses.
+pub fn instantiate(
+    config: &Config,
+    source: &Source,
+    node_addresses: Vec<std::net::IpAddr>,
+) -> Result<Instance> {
     let runtime =
         Runtime::load(source.clone(), Some(&config.state_dir))?.with_limits(config.limits);
     runtime.instantiate(HostState::configured(
         config,
-        source.namespace(),
+        source.legacy_namespace(),
         source.describe(),
+        node_addresses,
     ))
 }

@@ -3,10 +3,14 @@
 
 use super::instance::Instance;
 use super::{Source, instantiate};
+use crate::bindings::fail2pvefw::policy::pve::Response;
 use crate::bindings::{BanRequest, Entry, PolicyError, Refusal, RefusalCause};
+use crate::capabilities::guard::{self, named};
+use crate::capabilities::pve::{Added, Write, WriteOutcome};
 use crate::config::Config;
 use crate::error::{Failure, Result};
-use crate::state::queue::{Action, Request};
+use crate::state::dns::Known;
+use crate::state::queue::{Action, Request, now};
 
 /// What the policy answered, or the failure (already in words) it reported.
 pub type Answer<T> = std::result::Result<T, Reported>;
@@ -49,9 +53,15 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn open(config: &Config, source: Source) -> Result<Session> {
+    /// `node_addresses`: the PVE nodes' own addresses, for the policy's
+    /// `pve-hosts` and the host's guard.
+    pub fn open(
+        config: &Config,
+        source: Source,
+        node_addresses: Vec<std::net::IpAddr>,
+    ) -> Result<Session> {
         Ok(Session {
-            instance: instantiate(config, &source)?,
+            instance: instantiate(config, &source, node_addresses)?,
             config_path: config.path.clone(),
             token_id: config.pve.token.id.clone(),
             default_ipset: config.ipset.clone(),
@@ -66,8 +76,30 @@ impl Session {
         Ok(outcome.map_err(|e| self.report(e, &req.ipset)))
     }
 
-    /// Makes the PVE call for one ban or unban.
+    /// What the state knows of `fail2pvefw dns`: its accept lists become
+    /// the host's alone (a policy may read them, never write them) and, with
+    /// `never_ban_resolved`, the names' addresses are never banned.
+    pub fn know(&mut self, known: &Known) {
+        let guard = &mut self.instance.state_mut().pve.guard;
+        for ipset in &known.accept_lists {
+            guard.mark_accept(ipset);
+        }
+        guard.protect_resolved(known.resolved.clone());
+    }
+
+    /// Marks one more IPSet an accept list (the one a `dns` run keeps
+    /// names in, before the state remembers it).
+    pub fn mark_accept(&mut self, ipset: &str) {
+        self.instance.state_mut().pve.guard.mark_accept(ipset);
+    }
+
+    /// Makes the PVE call for one ban or unban. A host name's entry
+    /// (`req.dns`, queued by `fail2pvefw dns`) is written by the host
+    /// itself, never handed to the policy: [`Session::keep_name`].
     pub fn apply(&mut self, action: Action, req: &Request) -> Result<Answer<String>> {
+        if let Some(name) = &req.dns {
+            return Ok(self.keep_name(action, req, name));
+        }
         let ban = ban_request(req, &self.instance_name);
         let outcome = match action {
             Action::Ban => self.instance.ban(&ban)?,
@@ -87,8 +119,105 @@ impl Session {
     }
 
     /// The entry writes the last calls made (see `capabilities::pve::Write`).
-    pub fn take_writes(&mut self) -> Vec<crate::capabilities::pve::Write> {
+    pub fn take_writes(&mut self) -> Vec<Write> {
         self.instance.state_mut().pve.take_writes()
+    }
+
+    /// The host's own removal of an entry this instance wrote (`sync`
+    /// removing an expired one, with no request to hand the policy): the
+    /// guard's read, tag check and digested DELETE, as for a policy's
+    /// DELETE, and recorded in [`Session::take_writes`] like it.
+    ///
+    /// `Ok` is `Deleted`, `Absent` (nothing sent) or `NotOurs` (left
+    /// alone). A failure's remedy comes from the status alone: 401 and 403
+    /// hold (a person must fix the token), another 4xx drops, a 5xx and no
+    /// answer retry.
+    pub fn delete_own_entry(&mut self, ipset: &str, cidr: &str) -> Answer<WriteOutcome> {
+        let pve = &mut self.instance.state_mut().pve;
+        let answer = pve.delete_own_entry(ipset, cidr);
+        let outcome = pve.writes().last().map(|w| w.outcome);
+        let what = format!("remove '{cidr}' from IPSet '{ipset}'");
+        match answer {
+            Ok(r) if (200..300).contains(&r.status) => Ok(outcome.unwrap_or(WriteOutcome::Deleted)),
+            Ok(r) => Err(self.status_refusal(&r, ipset, what)),
+            Err(PolicyError::NotOurs(_)) => Ok(WriteOutcome::NotOurs),
+            Err(error) => {
+                let mut reported = self.report(error, ipset);
+                reported.failure = reported.failure.context(what);
+                Err(reported)
+            }
+        }
+    }
+
+    /// A refusal of one of the host's own writes, with its remedy from the
+    /// status alone: 401 and 403 hold (a person must fix the token), a 5xx
+    /// retries, another 4xx drops.
+    fn status_refusal(&self, r: &Response, ipset: &str, what: String) -> Reported {
+        let refusal = Refusal {
+            status: r.status,
+            message: crate::log::sanitize(&r.reason),
+            cause: match r.status {
+                401 => RefusalCause::Authentication,
+                403 => RefusalCause::Permission,
+                _ => RefusalCause::Other,
+            },
+        };
+        let (kind, label) = match r.status {
+            401 | 403 => (Remedy::Hold, "config"),
+            500.. => (Remedy::Retry, "transient"),
+            _ => (Remedy::Drop, "rejected"),
+        };
+        Reported {
+            failure: self.refused(&refusal, ipset).context(what),
+            kind,
+            label,
+        }
+    }
+
+    /// The host's own write of host name `name`'s entry `req.ip` (exactly
+    /// as it resolved: no policy, no widening) in its accept list
+    /// `req.ipset`: an add with the name's comment, or the guard's removal
+    /// of our own entry. A manual entry of the same address is left as it
+    /// is, both ways.
+    fn keep_name(&mut self, action: Action, req: &Request, name: &str) -> Answer<String> {
+        let (ipset, entry) = (req.ipset.as_str(), req.ip.as_str());
+        if action == Action::Unban {
+            return Ok(match self.delete_own_entry(ipset, entry)? {
+                WriteOutcome::Deleted => {
+                    format!("removed {entry} of '{name}' from IPSet '{ipset}'")
+                }
+                WriteOutcome::NotOurs => {
+                    let pve = &self.instance.state_mut().pve;
+                    let comment = pve.writes().last().and_then(|w| w.comment.clone());
+                    let why = guard::not_ours(comment.as_deref(), &self.instance_name);
+                    format!("left {entry} in IPSet '{ipset}' alone: {why}")
+                }
+                _ => format!("{entry} of '{name}' is not in IPSet '{ipset}' any more"),
+            });
+        }
+        let comment = named::comment(name, req.time.unwrap_or_else(now), &self.instance_name);
+        let what = format!("keep {entry} of '{name}' in IPSet '{ipset}'");
+        let pve = &mut self.instance.state_mut().pve;
+        match pve.add_own_entry(ipset, entry, &comment) {
+            Ok(Added::New) => Ok(format!("added {entry} of '{name}' to IPSet '{ipset}'")),
+            Ok(Added::Present { ours: true, .. }) => Ok(format!(
+                "{entry} of '{name}' was already in IPSet '{ipset}' (our entry)"
+            )),
+            Ok(Added::Present { ours: false, .. }) => {
+                let pve = &self.instance.state_mut().pve;
+                let comment = pve.writes().last().and_then(|w| w.comment.clone());
+                let why = guard::not_ours(comment.as_deref(), &self.instance_name);
+                Ok(format!(
+                    "{entry} of '{name}' was already in IPSet '{ipset}', {why}: left as it is"
+                ))
+            }
+            Ok(Added::Refused(r)) => Err(self.status_refusal(&r, ipset, what)),
+            Err(error) => {
+                let mut reported = self.report(error, ipset);
+                reported.failure = reported.failure.context(what);
+                Err(reported)
+            }
+        }
     }
 
     /// The IPSet's entries, with the owners the policy recognises.
@@ -195,5 +324,91 @@ pub fn ban_request(req: &Request, instance_name: &str) -> BanRequest {
         failures: req.failures,
         restored: req.restored,
         instance: instance_name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pve_emulator::{Emulator, Options, Token};
+
+    const TAGGED: &str = "[2020/01/01 00:00:00] sshd f2p:web01/sshd/1";
+
+    fn open(emu: &Emulator, dir: &std::path::Path, secret: &str) -> Session {
+        let token = Token::new("fail2ban@pve!f2b", secret);
+        let state = dir.join("state");
+        let text = emu.config_toml(&token, "fail2ban", state.to_str().unwrap());
+        let path = dir.join("config.toml");
+        std::fs::write(&path, format!("{text}\ninstance = \"web01\"\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = Config::load(&path).unwrap();
+        Session::open(&config, Source::Embedded, Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn the_hosts_own_delete_removes_only_our_entries() {
+        let emu = Emulator::start(Options {
+            tokens: vec![Token::new("fail2ban@pve!f2b", "s3cret")],
+            auth_delay: std::time::Duration::from_millis(10),
+            ipsets: vec![(
+                "fail2ban".into(),
+                vec![
+                    ("192.0.2.50".into(), Some("manual-by-admin".into())),
+                    ("192.0.2.52".into(), Some(TAGGED.into())),
+                ],
+            )],
+            ..Options::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut session = open(&emu, dir.path(), "s3cret");
+        let outcome = |s: &mut Session, cidr: &str| s.delete_own_entry("fail2ban", cidr).ok();
+        assert_eq!(
+            outcome(&mut session, "192.0.2.50"),
+            Some(WriteOutcome::NotOurs)
+        );
+        assert_eq!(
+            outcome(&mut session, "192.0.2.52"),
+            Some(WriteOutcome::Deleted)
+        );
+        assert_eq!(
+            outcome(&mut session, "192.0.2.53"),
+            Some(WriteOutcome::Absent)
+        );
+        let left: Vec<String> = emu
+            .entries("fail2ban")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.cidr)
+            .collect();
+        assert_eq!(left, ["192.0.2.50"]);
+        let outcomes: Vec<_> = session
+            .take_writes()
+            .into_iter()
+            .map(|w| w.outcome)
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                WriteOutcome::NotOurs,
+                WriteOutcome::Deleted,
+                WriteOutcome::Absent
+            ]
+        );
+        // A token PVE refuses holds the queue: a person must fix it.
+        let dir = tempfile::tempdir().unwrap();
+        let mut session = open(&emu, dir.path(), "wrong");
+        let reported = session
+            .delete_own_entry("fail2ban", "192.0.2.50")
+            .unwrap_err();
+        assert_eq!(reported.kind, Remedy::Hold, "{}", reported.failure);
+        assert!(
+            reported
+                .failure
+                .to_string()
+                .contains("remove '192.0.2.50' from IPSet"),
+            "{}",
+            reported.failure
+        );
     }
 }

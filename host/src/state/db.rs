@@ -2,8 +2,10 @@
 //! directory, in WAL mode so many fail2pvefw processes (fail2ban starts one
 //! per action) can read while one writes. It holds the policy's key-value
 //! store (`kv`) and the queue of ban events with the desired and applied
-//! sets (`queue`); this module opens it and owns the schema.
+//! sets (`queue`); this module opens it, `schema` owns the tables.
 
+use super::schema;
+use crate::error::Failure;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,103 +14,100 @@ pub struct Db {
     conn: Connection,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS policy_store (
-    namespace TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (namespace, key)
-) WITHOUT ROWID;
-
--- Ban and unban events not yet confirmed by PVE, in arrival order.
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    action TEXT NOT NULL CHECK (action IN ('ban', 'unban')),
-    ipset TEXT NOT NULL,
-    entry TEXT NOT NULL,            -- the exact string PVE stores
-    request TEXT NOT NULL,          -- the request as JSON
-    created REAL NOT NULL,          -- Unix seconds
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_try REAL NOT NULL DEFAULT 0,
-    failed INTEGER NOT NULL DEFAULT 0,  -- 1: PVE refused it for good
-    last_error TEXT
-);
-CREATE INDEX IF NOT EXISTS events_by_entry ON events (ipset, entry);
-
--- What fail2ban wants banned now; `sync` re-adds what PVE lacks.
-CREATE TABLE IF NOT EXISTS desired (
-    ipset TEXT NOT NULL,
-    entry TEXT NOT NULL,
-    request TEXT NOT NULL,
-    jail TEXT,
-    expires INTEGER,                -- Unix seconds; NULL: permanent
-    PRIMARY KEY (ipset, entry)
-) WITHOUT ROWID;
-
--- What PVE confirmed it holds, as far as we wrote it.
-CREATE TABLE IF NOT EXISTS applied (
-    ipset TEXT NOT NULL,
-    entry TEXT NOT NULL,
-    PRIMARY KEY (ipset, entry)
-) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-) WITHOUT ROWID;
-";
-
-/// Creates the state directory, private to its owner: it will hold the
-/// policy's data and, later, trust pins.
+/// Creates the state directory, private to its owner (0700): it holds the
+/// queue, the policy's data and the trust pins. One that exists with a
+/// looser mode (made by hand, or by an older version) is tightened.
 pub fn ensure_dir(dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| format!("cannot create state directory '{}': {e}", dir.display()))
+        .map_err(|e| format!("cannot create state directory '{}': {e}", dir.display()))?;
+    tighten(dir, 0o700);
+    Ok(())
 }
 
-/// Bumped when `SCHEMA` changes; kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
-
-/// Sets WAL mode and creates the tables, once per database: later opens
-/// only read `user_version`. Many processes may race to create a new
-/// database; switching to WAL can answer "busy" without waiting, so it is
-/// retried.
-fn prepare(conn: &Connection) -> rusqlite::Result<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if version == SCHEMA_VERSION {
-        return Ok(());
+/// Takes group and other permissions off `path` (to `mode`) when it has
+/// any; a file we may not chmod (not ours) is left as it is, with a warning.
+fn tighten(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let now = meta.permissions().mode() & 0o777;
+    if now & 0o077 == 0 {
+        return;
     }
-    let mut tries = 0;
-    loop {
-        let result = conn
-            .pragma_update(None, "journal_mode", "WAL")
-            .and_then(|_| {
-                conn.execute_batch(&format!(
-                    "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-                ))
-            });
-        match result {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 100 =>
-            {
-                let _ = conn.execute_batch("ROLLBACK");
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => return other,
-        }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        Ok(()) => crate::log::info(&format!(
+            "'{}' was mode {now:04o}: tightened to {mode:04o}",
+            path.display()
+        )),
+        Err(e) => crate::log::warn(&format!(
+            "'{}' is mode {now:04o}, readable by others, and cannot be tightened to {mode:04o}: {e}",
+            path.display()
+        )),
     }
 }
+
+/// `state.db` and SQLite's files beside it: 0600. SQLite gives the `-wal`
+/// and `-shm` files it creates the database file's mode, so a database
+/// created 0600 keeps them private; older ones are tightened on open.
+fn private_files(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => tighten(path, 0o600),
+    }
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        tighten(Path::new(&side), 0o600);
+    }
+    Ok(())
+}
+
+/// Why `state.db` could not be opened, and what to do: a file that is not
+/// a database (or a damaged one) is not a permission problem.
+fn open_failure(path: &Path, e: &rusqlite::Error) -> Failure {
+    use rusqlite::ErrorCode::{
+        CannotOpen, DatabaseCorrupt, NotADatabase, PermissionDenied, ReadOnly,
+    };
+    let code = e.sqlite_error_code();
+    if matches!(code, Some(NotADatabase | DatabaseCorrupt)) {
+        let p = path.display();
+        return Failure::config(format!("'{p}' is not a usable state database: {e}")).hint(format!(
+            "The file is damaged, or something else was written over it; permissions are not the problem. Move it aside and run the command again, which starts an empty state:\n  mv '{p}' '{p}.broken'\nEvents still queued in it are lost; entries already in PVE stay there, and `fail2pvefw sync` removes this instance's expired ones by their tags."
+        ));
+    }
+    let failure = Failure::config(format!("cannot open '{}': {e}", path.display()));
+    if matches!(code, Some(CannotOpen | PermissionDenied | ReadOnly)) {
+        failure.hint(WRITABLE_HINT)
+    } else {
+        failure
+    }
+}
+
+const WRITABLE_HINT: &str =
+    "Check [state] dir: it must be writable by the user fail2ban runs as (usually root).";
 
 impl Db {
-    pub fn open(dir: &Path) -> Result<Db, String> {
-        ensure_dir(dir)?;
+    /// Opens (or creates) `state.db` in `dir`, which it creates 0700; the
+    /// file is 0600. A failure says whether to fix permissions or to move a
+    /// damaged file aside (exit 3 either way).
+    pub fn open(dir: &Path) -> Result<Db, Failure> {
+        ensure_dir(dir).map_err(|e| Failure::config(e).hint(WRITABLE_HINT))?;
         let path: PathBuf = dir.join("state.db");
-        let conn = Connection::open(&path)
-            .map_err(|e| format!("cannot open '{}': {e}", path.display()))?;
+        private_files(&path).map_err(|e| {
+            Failure::config(format!("cannot create '{}': {e}", path.display())).hint(WRITABLE_HINT)
+        })?;
+        let conn = Connection::open(&path).map_err(|e| open_failure(&path, &e))?;
         conn.busy_timeout(Duration::from_secs(10))
             // A ban fail2ban handed us must survive a power cut once we
             // said "done": every commit reaches the disk.
@@ -125,14 +124,18 @@ impl Db {
                 )
             })
             .and_then(|_| conn.pragma_update(None, "wal_autocheckpoint", 0))
-            .and_then(|_| prepare(&conn))
-            .map_err(|e| format!("cannot prepare '{}': {e}", path.display()))?;
+            // The first read of the file: a garbled one fails here, with
+            // SQLite's own code for it.
+            .and_then(|_| conn.query_row("PRAGMA user_version", [], |_| Ok(())))
+            .map_err(|e| open_failure(&path, &e))?;
+        schema::prepare(&conn)
+            .map_err(|e| Failure::config(format!("cannot prepare '{}': {e}", path.display())))?;
         Ok(Db { conn })
     }
 
     pub fn in_memory() -> Db {
         let conn = Connection::open_in_memory().expect("in-memory SQLite");
-        conn.execute_batch(SCHEMA).expect("schema");
+        conn.execute_batch(schema::SCHEMA).expect("schema");
         Db { conn }
     }
 

@@ -1,18 +1,25 @@
-//! The durable queue of ban and unban events, the desired set (what fail2ban
-//! wants banned) and the applied set (what PVE confirmed), in `state.db`.
+//! The durable queue of ban and unban events in `state.db`, with the
+//! desired set (`desired`: who wants what banned), the applied set
+//! (`applied`: what PVE holds that we wrote) and the back-off per entry
+//! (`holds`).
 //!
 //! An event is committed before the command returns to fail2ban; it leaves
-//! the queue only when PVE confirmed it (or refused it for good). One
-//! process at a time drains the queue: the one holding `drain.lock`
-//! (`locks`).
+//! the queue when it is settled. One process at a time drains the queue:
+//! the one holding `drain.lock` (`locks`). The events of one (IPSet, entry)
+//! are taken together, in commit order, and reduced to one decision from
+//! the EFFECTIVE state ([`Group::decide`]): is the entry wanted now (a live
+//! holder), and does PVE hold it. So a later unban can never overtake an
+//! earlier ban, and what cancels is never sent.
 //!
 //! Over 400 lines with its tests, which stay here: the code alone is under
 //! 400, and the tests are the queue's ordering rules, read best beside it.
 
+use super::applied::{self, Applied, Change};
 use super::db::Db;
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use serde::{Deserialize, Serialize};
-use std::time::{SystemTime, UNIX_EPOCH};
+use super::{desired, holds, meta};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+pub use super::request::{Request, now};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -37,230 +44,297 @@ impl Action {
     }
 }
 
-/// A ban or unban as fail2ban gave it; kept as JSON in the queue so a later
-/// process can replay it exactly.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Request {
-    pub ip: String,
-    pub ipset: String,
-    pub jail: Option<String>,
-    pub comment: Option<String>,
-    pub time: Option<f64>,
-    pub bantime: Option<i64>,
-    pub failures: Option<u32>,
-    pub restored: bool,
-}
-
-impl Request {
-    /// When the ban ends, from its start and length; `None` is permanent.
-    pub fn expires(&self, now: f64) -> Option<i64> {
-        let bantime = self.bantime.filter(|&t| t >= 0)?;
-        let start = self
-            .time
-            .filter(|t| t.is_finite() && *t > 0.0)
-            .unwrap_or(now);
-        Some(start as i64 + bantime)
-    }
-}
-
-/// One queued event.
+/// One queued event. `request` is `None` when its JSON is unreadable.
 #[derive(Clone, Debug)]
 pub struct Event {
     pub id: i64,
     pub action: Action,
-    pub ipset: String,
-    pub entry: String,
-    pub request: Request,
-    pub attempts: u32,
+    pub holder: String,
+    pub request: Option<Request>,
 }
 
-/// Consecutive events for one entry, reduced to what PVE must see.
+/// The ready events of one entry, in commit order.
 #[derive(Debug)]
 pub struct Group {
     pub ipset: String,
     pub entry: String,
-    /// The ids it covers, all removed together.
-    pub ids: Vec<i64>,
-    /// The last event: its action is the one that counts.
-    pub last: Event,
-    /// Whether a ban in this group was cancelled by a later unban, or the
-    /// other way round.
-    pub mixed: bool,
+    pub events: Vec<Event>,
+}
+
+/// The one call a group needs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Call {
+    Ban(Request),
+    Unban(Request),
+}
+
+impl Call {
+    pub fn action(&self) -> Action {
+        match self {
+            Call::Ban(_) => Action::Ban,
+            Call::Unban(_) => Action::Unban,
+        }
+    }
+
+    pub fn request(&self) -> &Request {
+        match self {
+            Call::Ban(r) | Call::Unban(r) => r,
+        }
+    }
 }
 
 impl Group {
-    /// The call to make, or `None` when nothing needs sending:
-    /// - a ban fail2ban restored at its start, of an entry PVE already holds;
-    /// - a ban and an unban that cancel before either was sent.
-    ///
-    /// A fresh ban of an entry we believe applied is sent anyway: someone may
-    /// have removed it in PVE, and "already exists" costs one request.
-    pub fn call(&self, applied: bool) -> Option<Action> {
-        match self.last.action {
-            Action::Ban if applied && self.last.request.restored => None,
-            Action::Unban if !applied && self.mixed => None,
-            action => Some(action),
+    pub fn ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.events.iter().map(|e| e.id)
+    }
+
+    /// The id of the last event: the one a log line names.
+    pub fn last_id(&self) -> i64 {
+        self.events.last().map_or(0, |e| e.id)
+    }
+
+    fn requests(&self, action: Action) -> impl DoubleEndedIterator<Item = &Request> {
+        self.events
+            .iter()
+            .filter(move |e| e.action == action)
+            .filter_map(|e| e.request.as_ref())
+    }
+
+    /// What PVE must see, from the effective state:
+    /// - wanted (a live holder, `wanted` is its request) and PVE does not
+    ///   surely hold it, or a fresh (not restored) ban came: the policy's
+    ///   ban with the latest ban request (else the holder's, as restored);
+    /// - not wanted and PVE holds it or may hold it, or the events are
+    ///   unbans only (PVE may hold it from before our state): the unban;
+    /// - otherwise nothing (a ban and an unban that cancel before either
+    ///   was sent; a restored ban of an entry PVE holds; a ban whose time
+    ///   is already over).
+    pub fn decide(&self, wanted: Option<&Request>, applied: Applied) -> Option<Call> {
+        let fresh_ban = self.requests(Action::Ban).any(|r| !r.restored);
+        let unbans_only = self.events.iter().all(|e| e.action == Action::Unban);
+        match wanted {
+            Some(holder) if applied != Applied::Certain || fresh_ban => {
+                let req = self
+                    .requests(Action::Ban)
+                    .next_back()
+                    .cloned()
+                    .unwrap_or_else(|| Request {
+                        restored: true,
+                        ..holder.clone()
+                    });
+                Some(Call::Ban(req))
+            }
+            Some(_) => None,
+            None if applied != Applied::No || unbans_only => {
+                let req = self
+                    .requests(Action::Unban)
+                    .next_back()
+                    .or_else(|| self.events.iter().rev().find_map(|e| e.request.as_ref()))
+                    .cloned()
+                    .unwrap_or_else(|| Request {
+                        ip: self.entry.clone(),
+                        ipset: self.ipset.clone(),
+                        ..Request::default()
+                    });
+                Some(Call::Unban(Request {
+                    restored: false,
+                    ..req
+                }))
+            }
+            None => None,
         }
     }
 }
 
-pub fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
+/// The meta key of the cluster this state serves (see `cluster`).
+pub const CLUSTER_ID: &str = "cluster_id";
 
-/// Commits an event and updates the desired set, in one transaction.
+/// Commits an event and updates the desired set, in one transaction: a
+/// ban adds (or renews) its holder's wish, an unban releases it. With
+/// `bound`, only while the state still serves that cluster (`None`
+/// otherwise: another configuration re-bound the empty state meanwhile).
 /// Returns the event's id.
-pub fn enqueue(db: &mut Db, action: Action, entry: &str, req: &Request) -> rusqlite::Result<i64> {
+pub fn enqueue(
+    db: &mut Db,
+    action: Action,
+    entry: &str,
+    holder: &str,
+    req: &Request,
+    bound: Option<&str>,
+) -> rusqlite::Result<Option<i64>> {
     let now = now();
-    let json = serde_json::to_string(req).expect("a request serialises");
     let tx = db
         .conn_mut()
         .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if let Some(bound) = bound
+        && meta::get(&tx, CLUSTER_ID)?.as_deref() != Some(bound)
+    {
+        return Ok(None);
+    }
+    let id = put(&tx, action, entry, holder, req, now)?;
+    tx.commit()?;
+    Ok(Some(id))
+}
+
+/// Inside the caller's write transaction: commits one event and its change
+/// to the desired set, as [`enqueue`] does (`state::dns` queues a host
+/// name's whole change in one transaction with it). Returns the event's id.
+pub(super) fn put(
+    tx: &Connection,
+    action: Action,
+    entry: &str,
+    holder: &str,
+    req: &Request,
+    now: f64,
+) -> rusqlite::Result<i64> {
+    let json = serde_json::to_string(req).expect("a request serialises");
     tx.execute(
-        "INSERT INTO events (action, ipset, entry, request, created) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![action.as_str(), req.ipset, entry, json, now],
+        "INSERT INTO events (action, ipset, entry, holder, request, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![action.as_str(), req.ipset, entry, holder, json, now],
     )?;
     let id = tx.last_insert_rowid();
     match action {
-        Action::Ban => tx.execute(
-            "INSERT INTO desired (ipset, entry, request, jail, expires) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (ipset, entry) DO UPDATE SET request = excluded.request,
-                 jail = excluded.jail, expires = excluded.expires",
-            params![req.ipset, entry, json, req.jail, req.expires(now)],
-        )?,
-        Action::Unban => tx.execute(
-            "DELETE FROM desired WHERE ipset = ?1 AND entry = ?2",
-            params![req.ipset, entry],
-        )?,
-    };
-    tx.commit()?;
+        Action::Ban => desired::add(tx, &req.ipset, entry, holder, &json, req.expires(now))?,
+        Action::Unban => desired::release(tx, &req.ipset, entry, holder)?,
+    }
     Ok(id)
 }
 
-/// Pending events that may be tried now, oldest first, grouped per entry in
-/// the order of each entry's first event.
-pub fn ready_groups(db: &Db, limit: usize) -> rusqlite::Result<Vec<Group>> {
-    let mut stmt = db.conn().prepare(
-        "SELECT id, action, ipset, entry, request, attempts FROM events
-         WHERE failed = 0 AND next_try <= ?1 ORDER BY id LIMIT ?2",
+/// The ready entries, at most `limit`, in the order of each one's first
+/// pending event, each with all its pending events. An entry is ready when
+/// no back-off holds it. Read in one snapshot, and only while the state
+/// serves cluster `bound` (`None` otherwise). Events whose request is
+/// unreadable are marked failed and left out.
+pub fn ready(
+    db: &mut Db,
+    bound: Option<&str>,
+    limit: usize,
+) -> rusqlite::Result<Option<Vec<Group>>> {
+    let tx = db
+        .conn_mut()
+        .transaction_with_behavior(TransactionBehavior::Deferred)?;
+    if let Some(bound) = bound
+        && meta::get(&tx, CLUSTER_ID)?.as_deref() != Some(bound)
+    {
+        return Ok(None);
+    }
+    let mut stmt = tx.prepare(
+        "WITH ready AS (
+             SELECT e.ipset, e.entry, MIN(e.id) AS first FROM events e
+             LEFT JOIN holds h ON h.ipset = e.ipset AND h.entry = e.entry
+             WHERE e.failed = 0 AND (h.next_try IS NULL OR h.next_try <= ?1)
+             GROUP BY e.ipset, e.entry ORDER BY first LIMIT ?2)
+         SELECT e.id, e.action, e.ipset, e.entry, e.holder, e.request FROM events e
+         JOIN ready r ON r.ipset = e.ipset AND r.entry = e.entry
+         WHERE e.failed = 0 ORDER BY r.first, e.id",
     )?;
-    let events = stmt
+    let rows = stmt
         .query_map(params![now(), limit as i64], |row| {
-            let json: String = row.get(4)?;
-            Ok(Event {
-                id: row.get(0)?,
-                action: Action::parse(&row.get::<_, String>(1)?),
-                ipset: row.get(2)?,
-                entry: row.get(3)?,
-                request: serde_json::from_str(&json).unwrap_or_default(),
-                attempts: row.get::<_, i64>(5)? as u32,
-            })
+            let json: String = row.get(5)?;
+            Ok((
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                Event {
+                    id: row.get(0)?,
+                    action: Action::parse(&row.get::<_, String>(1)?),
+                    holder: row.get(4)?,
+                    request: serde_json::from_str(&json).ok(),
+                },
+            ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(group(events))
-}
-
-/// Groups events per (ipset, entry), keeping first-seen order.
-pub fn group(events: Vec<Event>) -> Vec<Group> {
+    drop(stmt);
+    tx.commit()?;
     let mut groups: Vec<Group> = Vec::new();
-    let mut index = std::collections::HashMap::new();
-    for event in events {
-        let key = (event.ipset.clone(), event.entry.clone());
-        match index.get(&key) {
-            Some(&i) => {
-                let g: &mut Group = &mut groups[i];
-                g.mixed |= g.last.action != event.action;
-                g.ids.push(event.id);
-                g.last = event;
-            }
-            None => {
-                index.insert(key, groups.len());
-                groups.push(Group {
-                    ipset: event.ipset.clone(),
-                    entry: event.entry.clone(),
-                    ids: vec![event.id],
-                    last: event,
-                    mixed: false,
-                });
-            }
+    let mut broken = Vec::new();
+    for (ipset, entry, event) in rows {
+        if event.request.is_none() {
+            broken.push(event.id);
+            continue;
+        }
+        match groups.last_mut() {
+            Some(g) if g.ipset == ipset && g.entry == entry => g.events.push(event),
+            _ => groups.push(Group {
+                ipset,
+                entry,
+                events: vec![event],
+            }),
         }
     }
-    groups
+    for id in broken {
+        db.conn().execute(
+            "UPDATE events SET failed = 1, last_error = ?2 WHERE id = ?1",
+            params![
+                id,
+                "its request in the queue is unreadable (state.db was edited or damaged); dropped"
+            ],
+        )?;
+    }
+    Ok(Some(groups))
 }
 
-pub fn is_applied(db: &Db, ipset: &str, entry: &str) -> rusqlite::Result<bool> {
-    db.conn()
-        .query_row(
-            "SELECT 1 FROM applied WHERE ipset = ?1 AND entry = ?2",
-            params![ipset, entry],
-            |_| Ok(()),
-        )
-        .optional()
-        .map(|found| found.is_some())
+/// What became of a group's try.
+#[derive(Clone, Copy, Debug)]
+pub enum Fate<'a> {
+    /// Settled (PVE did it, it needed no call, or it is someone else's):
+    /// the events are gone.
+    Done,
+    /// It can never succeed: the events are kept, marked failed, for
+    /// `status`; the entry is free for later events.
+    Failed(&'a str),
+    /// A later try may work: the events stay and the entry backs off.
+    /// With `whole_queue`, the background drainer waits for everything.
+    Held { error: &'a str, whole_queue: bool },
 }
 
-/// PVE confirmed the group's outcome: drop its events, record the state.
-pub fn complete(db: &mut Db, group: &Group, now_applied: bool) -> rusqlite::Result<()> {
+/// Settles a group's try in one transaction: its events' fate, its hold,
+/// and what PVE now holds (`changes`: (IPSet, entry, change), applied in
+/// order, so the writes the call recorded come after the fallback).
+pub fn settle(
+    db: &mut Db,
+    group: &Group,
+    fate: Fate,
+    changes: &[(String, String, Change)],
+) -> rusqlite::Result<()> {
     let tx = db
         .conn_mut()
         .transaction_with_behavior(TransactionBehavior::Immediate)?;
-    for id in &group.ids {
-        tx.execute("DELETE FROM events WHERE id = ?1", params![id])?;
+    match fate {
+        Fate::Done => {
+            for id in group.ids() {
+                tx.execute("DELETE FROM events WHERE id = ?1", params![id])?;
+            }
+            holds::clear(&tx, &group.ipset, &group.entry)?;
+            holds::release_queue(&tx)?;
+        }
+        Fate::Failed(error) => {
+            for id in group.ids() {
+                tx.execute(
+                    "UPDATE events SET attempts = attempts + 1, failed = 1, last_error = ?2 WHERE id = ?1",
+                    params![id, error],
+                )?;
+            }
+            holds::clear(&tx, &group.ipset, &group.entry)?;
+            meta::set(&tx, "last_error", error)?;
+        }
+        Fate::Held { error, whole_queue } => {
+            for id in group.ids() {
+                tx.execute(
+                    "UPDATE events SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                    params![id, error],
+                )?;
+            }
+            let wait = holds::back_off(&tx, &group.ipset, &group.entry, error)?;
+            if whole_queue {
+                holds::hold_queue(&tx, wait)?;
+            }
+            meta::set(&tx, "last_error", error)?;
+        }
     }
-    set_applied_in(&tx, &group.ipset, &group.entry, now_applied)?;
+    for (ipset, entry, change) in changes {
+        applied::change(&tx, ipset, entry, change)?;
+    }
     tx.commit()
-}
-
-/// Records what PVE holds for one entry, outside the queue (`sync`).
-pub fn set_applied(db: &Db, ipset: &str, entry: &str, applied: bool) -> rusqlite::Result<()> {
-    set_applied_in(db.conn(), ipset, entry, applied)
-}
-
-fn set_applied_in(
-    conn: &rusqlite::Connection,
-    ipset: &str,
-    entry: &str,
-    applied: bool,
-) -> rusqlite::Result<()> {
-    if applied {
-        conn.execute(
-            "INSERT OR IGNORE INTO applied (ipset, entry) VALUES (?1, ?2)",
-            params![ipset, entry],
-        )?;
-    } else {
-        conn.execute(
-            "DELETE FROM applied WHERE ipset = ?1 AND entry = ?2",
-            params![ipset, entry],
-        )?;
-    }
-    Ok(())
-}
-
-/// A try failed in a way a later try may fix: keep the events, back off.
-pub fn postpone(db: &Db, group: &Group, error: &str, delay_secs: f64) -> rusqlite::Result<()> {
-    let next = now() + delay_secs;
-    for id in &group.ids {
-        db.conn().execute(
-            "UPDATE events SET attempts = attempts + 1, next_try = ?2, last_error = ?3 WHERE id = ?1",
-            params![id, next, error],
-        )?;
-    }
-    set_meta(db, "last_error", error)
-}
-
-/// PVE refused the group for good (a 400 other than "already exists"): keep
-/// the events, marked failed, for `status` to show; stop trying them.
-pub fn fail(db: &Db, group: &Group, error: &str) -> rusqlite::Result<()> {
-    for id in &group.ids {
-        db.conn().execute(
-            "UPDATE events SET attempts = attempts + 1, failed = 1, last_error = ?2 WHERE id = ?1",
-            params![id, error],
-        )?;
-    }
-    set_meta(db, "last_error", error)
 }
 
 /// The state of one event: gone (done), pending with an error, or failed.
@@ -287,101 +361,21 @@ pub fn event_state(db: &Db, id: i64) -> rusqlite::Result<EventState> {
     })
 }
 
-/// A desired ban, for `sync`.
-#[derive(Debug)]
-pub struct Desired {
-    pub ipset: String,
-    pub entry: String,
-    pub request: Request,
-    pub jail: Option<String>,
-    pub expires: Option<i64>,
-}
-
-pub fn desired(db: &Db) -> rusqlite::Result<Vec<Desired>> {
-    let mut stmt = db.conn().prepare(
-        "SELECT ipset, entry, request, jail, expires FROM desired ORDER BY ipset, entry",
-    )?;
-    stmt.query_map([], |row| {
-        let json: String = row.get(2)?;
-        Ok(Desired {
-            ipset: row.get(0)?,
-            entry: row.get(1)?,
-            request: serde_json::from_str(&json).unwrap_or_default(),
-            jail: row.get(3)?,
-            expires: row.get(4)?,
-        })
-    })?
-    .collect()
-}
-
-pub fn forget_desired(db: &Db, ipset: &str, entry: &str) -> rusqlite::Result<()> {
-    db.conn().execute(
-        "DELETE FROM desired WHERE ipset = ?1 AND entry = ?2",
-        params![ipset, entry],
-    )?;
-    Ok(())
-}
-
 /// Whether events for this entry wait in the queue (sync leaves those alone).
-pub fn has_pending(db: &Db, ipset: &str, entry: &str) -> rusqlite::Result<bool> {
-    db.conn()
-        .query_row(
-            "SELECT 1 FROM events WHERE ipset = ?1 AND entry = ?2 AND failed = 0 LIMIT 1",
-            params![ipset, entry],
-            |_| Ok(()),
-        )
-        .optional()
-        .map(|found| found.is_some())
-}
-
-/// Queue figures for `status`.
-#[derive(Debug, Default, Serialize)]
-pub struct Stats {
-    pub pending: u64,
-    pub failed: u64,
-    pub oldest_pending_age_secs: Option<f64>,
-    pub desired: u64,
-    pub last_error: Option<String>,
-}
-
-pub fn stats(db: &Db) -> rusqlite::Result<Stats> {
-    let conn = db.conn();
-    let count = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0).map(|n| n as u64));
-    let oldest: Option<f64> = conn.query_row(
-        "SELECT MIN(created) FROM events WHERE failed = 0",
-        [],
-        |row| row.get(0),
-    )?;
-    Ok(Stats {
-        pending: count("SELECT COUNT(*) FROM events WHERE failed = 0")?,
-        failed: count("SELECT COUNT(*) FROM events WHERE failed = 1")?,
-        oldest_pending_age_secs: oldest.map(|t| (now() - t).max(0.0)),
-        desired: count("SELECT COUNT(*) FROM desired")?,
-        last_error: get_meta(db, "last_error")?,
-    })
-}
-
-pub fn set_meta(db: &Db, key: &str, value: &str) -> rusqlite::Result<()> {
-    db.conn().execute(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![key, value],
-    )?;
-    Ok(())
-}
-
-pub fn get_meta(db: &Db, key: &str) -> rusqlite::Result<Option<String>> {
-    db.conn()
-        .query_row(
-            "SELECT value FROM meta WHERE key = ?1",
-            params![key],
-            |row| row.get(0),
-        )
-        .optional()
+pub fn has_pending(conn: &Connection, ipset: &str, entry: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM events WHERE ipset = ?1 AND entry = ?2 AND failed = 0 LIMIT 1",
+        params![ipset, entry],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|found| found.is_some())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::desired::{ALL_JAILS, jail_holder};
 
     fn req(ip: &str) -> Request {
         Request {
@@ -391,83 +385,212 @@ mod tests {
         }
     }
 
+    fn jailed(ip: &str, jail: &str) -> Request {
+        Request {
+            jail: Some(jail.into()),
+            ..req(ip)
+        }
+    }
+
+    fn put(db: &mut Db, action: Action, r: &Request) -> i64 {
+        let holder = jail_holder(r.jail.as_deref(), action == Action::Ban);
+        enqueue(db, action, &r.ip, &holder, r, None)
+            .unwrap()
+            .unwrap()
+    }
+
+    fn groups(db: &mut Db) -> Vec<Group> {
+        ready(db, None, 100).unwrap().unwrap()
+    }
+
+    fn decide(db: &mut Db, g: &Group) -> Option<Call> {
+        let wanted = desired::live(db.conn(), &g.ipset, &g.entry, now() as i64).unwrap();
+        let applied = applied::get(db.conn(), &g.ipset, &g.entry).unwrap();
+        g.decide(wanted.first().map(|d| &d.request), applied)
+    }
+
+    fn action(call: Option<Call>) -> Option<Action> {
+        call.map(|c| c.action())
+    }
+
     #[test]
     fn ban_then_unban_before_sending_cancels() {
         let mut db = Db::in_memory();
-        enqueue(&mut db, Action::Ban, "192.0.2.1", &req("192.0.2.1")).unwrap();
-        enqueue(&mut db, Action::Unban, "192.0.2.1", &req("192.0.2.1")).unwrap();
-        let groups = ready_groups(&db, 100).unwrap();
-        assert_eq!(groups.len(), 1);
-        assert_eq!(groups[0].call(false), None);
-        assert!(desired(&db).unwrap().is_empty());
+        put(&mut db, Action::Ban, &req("192.0.2.1"));
+        put(&mut db, Action::Unban, &req("192.0.2.1"));
+        let gs = groups(&mut db);
+        assert_eq!(gs.len(), 1);
+        assert_eq!(decide(&mut db, &gs[0]), None);
+        assert!(desired::all(db.conn()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_ban_that_may_have_landed_is_cancelled_by_sending_the_unban() {
+        let mut db = Db::in_memory();
+        put(&mut db, Action::Ban, &req("192.0.2.1"));
+        put(&mut db, Action::Unban, &req("192.0.2.1"));
+        applied::change(db.conn(), "f2b", "192.0.2.1", &Change::Uncertain).unwrap();
+        let gs = groups(&mut db);
+        assert_eq!(action(decide(&mut db, &gs[0])), Some(Action::Unban));
     }
 
     #[test]
     fn repeated_bans_make_one_call() {
         let mut db = Db::in_memory();
         for _ in 0..3 {
-            enqueue(&mut db, Action::Ban, "192.0.2.1", &req("192.0.2.1")).unwrap();
+            put(&mut db, Action::Ban, &req("192.0.2.1"));
         }
-        let groups = ready_groups(&db, 100).unwrap();
-        assert_eq!(groups.len(), 1);
-        assert_eq!(groups[0].ids.len(), 3);
-        assert_eq!(groups[0].call(false), Some(Action::Ban));
-        assert_eq!(groups[0].call(true), Some(Action::Ban));
-        complete(&mut db, &groups[0], true).unwrap();
-        assert!(is_applied(&db, "f2b", "192.0.2.1").unwrap());
-        assert!(ready_groups(&db, 100).unwrap().is_empty());
-    }
-
-    #[test]
-    fn restored_ban_of_an_applied_entry_is_not_sent() {
-        let mut db = Db::in_memory();
-        let mut restored = req("192.0.2.1");
-        restored.restored = true;
-        enqueue(&mut db, Action::Ban, "192.0.2.1", &restored).unwrap();
-        let groups = ready_groups(&db, 100).unwrap();
-        assert_eq!(groups[0].call(true), None);
-        assert_eq!(groups[0].call(false), Some(Action::Ban));
+        let gs = groups(&mut db);
+        assert_eq!(gs.len(), 1);
+        assert_eq!(gs[0].events.len(), 3);
+        assert_eq!(action(decide(&mut db, &gs[0])), Some(Action::Ban));
+        let added = [("f2b".into(), "192.0.2.1".into(), Change::Certain)];
+        settle(&mut db, &gs[0], Fate::Done, &added).unwrap();
+        assert_eq!(
+            applied::get(db.conn(), "f2b", "192.0.2.1").unwrap(),
+            Applied::Certain
+        );
+        assert!(groups(&mut db).is_empty());
+        // A fresh ban of an applied entry is sent anyway (someone may have
+        // removed it in PVE); a restored one is not.
+        put(&mut db, Action::Ban, &req("192.0.2.1"));
+        let gs = groups(&mut db);
+        assert_eq!(action(decide(&mut db, &gs[0])), Some(Action::Ban));
+        settle(&mut db, &gs[0], Fate::Done, &[]).unwrap();
+        put(
+            &mut db,
+            Action::Ban,
+            &Request {
+                restored: true,
+                ..req("192.0.2.1")
+            },
+        );
+        let gs = groups(&mut db);
+        assert_eq!(decide(&mut db, &gs[0]), None);
     }
 
     #[test]
     fn lone_unban_is_sent_even_if_not_known_applied() {
-        // PVE may hold it from before our state existed; DELETE is idempotent.
+        // PVE may hold it from before our state existed.
         let mut db = Db::in_memory();
-        enqueue(&mut db, Action::Unban, "192.0.2.1", &req("192.0.2.1")).unwrap();
-        let groups = ready_groups(&db, 100).unwrap();
-        assert_eq!(groups[0].call(false), Some(Action::Unban));
+        put(&mut db, Action::Unban, &req("192.0.2.1"));
+        let gs = groups(&mut db);
+        assert_eq!(action(decide(&mut db, &gs[0])), Some(Action::Unban));
+    }
+
+    #[test]
+    fn an_unban_of_one_jail_leaves_another_jails_ban() {
+        let mut db = Db::in_memory();
+        put(&mut db, Action::Ban, &jailed("192.0.2.5", "sshd"));
+        put(&mut db, Action::Ban, &jailed("192.0.2.5", "recidive"));
+        let gs = groups(&mut db);
+        settle(
+            &mut db,
+            &gs[0],
+            Fate::Done,
+            &[("f2b".into(), "192.0.2.5".into(), Change::Certain)],
+        )
+        .unwrap();
+        put(&mut db, Action::Unban, &jailed("192.0.2.5", "sshd"));
+        let gs = groups(&mut db);
+        assert_eq!(decide(&mut db, &gs[0]), None, "recidive still holds it");
+        settle(&mut db, &gs[0], Fate::Done, &[]).unwrap();
+        // An unban without --jail releases every jail.
+        put(&mut db, Action::Unban, &req("192.0.2.5"));
+        assert_eq!(gs[0].events[0].holder, "jail:sshd");
+        let gs = groups(&mut db);
+        assert_eq!(gs[0].events[0].holder, ALL_JAILS);
+        assert_eq!(action(decide(&mut db, &gs[0])), Some(Action::Unban));
+    }
+
+    #[test]
+    fn a_held_entry_holds_its_later_events_and_not_others() {
+        let mut db = Db::in_memory();
+        put(&mut db, Action::Ban, &req("192.0.2.1"));
+        let gs = groups(&mut db);
+        let held = Fate::Held {
+            error: "down",
+            whole_queue: false,
+        };
+        settle(&mut db, &gs[0], held, &[]).unwrap();
+        put(&mut db, Action::Unban, &req("192.0.2.1"));
+        put(&mut db, Action::Ban, &req("192.0.2.2"));
+        let gs = groups(&mut db);
+        assert_eq!(gs.len(), 1);
+        assert_eq!(gs[0].entry, "192.0.2.2");
+        holds::release_all(db.conn()).unwrap();
+        let gs = groups(&mut db);
+        assert_eq!(gs.len(), 2);
+        assert_eq!((gs[0].entry.as_str(), gs[0].events.len()), ("192.0.2.1", 2));
     }
 
     #[test]
     fn groups_keep_first_seen_order() {
         let mut db = Db::in_memory();
         for ip in ["192.0.2.2", "192.0.2.1", "192.0.2.2"] {
-            enqueue(&mut db, Action::Ban, ip, &req(ip)).unwrap();
+            put(&mut db, Action::Ban, &req(ip));
         }
-        let groups = ready_groups(&db, 100).unwrap();
-        let order: Vec<_> = groups.iter().map(|g| g.entry.as_str()).collect();
+        let order: Vec<_> = groups(&mut db).into_iter().map(|g| g.entry).collect();
         assert_eq!(order, ["192.0.2.2", "192.0.2.1"]);
     }
 
     #[test]
-    fn postponed_events_wait_and_failed_ones_stop() {
+    fn failed_events_stop_and_unreadable_ones_are_dropped() {
         let mut db = Db::in_memory();
-        let id = enqueue(&mut db, Action::Ban, "192.0.2.1", &req("192.0.2.1")).unwrap();
-        let groups = ready_groups(&db, 100).unwrap();
-        postpone(&db, &groups[0], "down", 60.0).unwrap();
-        assert!(ready_groups(&db, 100).unwrap().is_empty());
+        let id = put(&mut db, Action::Ban, &req("192.0.2.1"));
+        let gs = groups(&mut db);
+        settle(
+            &mut db,
+            &gs[0],
+            Fate::Held {
+                error: "down",
+                whole_queue: true,
+            },
+            &[],
+        )
+        .unwrap();
         assert_eq!(
             event_state(&db, id).unwrap(),
             EventState::Pending(Some("down".into()))
         );
-        fail(&db, &groups[0], "refused").unwrap();
+        assert!(holds::queue_held_until(db.conn()).unwrap().is_some());
+        settle(&mut db, &gs[0], Fate::Failed("refused"), &[]).unwrap();
         assert_eq!(
             event_state(&db, id).unwrap(),
             EventState::Failed("refused".into())
         );
-        let stats = stats(&db).unwrap();
-        assert_eq!((stats.pending, stats.failed), (0, 1));
-        assert_eq!(stats.last_error.as_deref(), Some("refused"));
+        let bad = put(&mut db, Action::Ban, &req("192.0.2.3"));
+        db.conn()
+            .execute(
+                "UPDATE events SET request = '{nope' WHERE id = ?1",
+                params![bad],
+            )
+            .unwrap();
+        assert!(groups(&mut db).is_empty());
+        assert!(
+            matches!(event_state(&db, bad).unwrap(), EventState::Failed(e) if e.contains("unreadable"))
+        );
+        let stats = crate::state::stats::stats(&db).unwrap();
+        assert_eq!((stats.pending, stats.failed), (0, 2));
+    }
+
+    #[test]
+    fn a_rebound_state_takes_no_event_and_gives_none() {
+        let mut db = Db::in_memory();
+        meta::set(db.conn(), CLUSTER_ID, "a").unwrap();
+        let r = req("192.0.2.1");
+        assert!(
+            enqueue(&mut db, Action::Ban, &r.ip, "jail:-", &r, Some("a"))
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            enqueue(&mut db, Action::Ban, &r.ip, "jail:-", &r, Some("b"))
+                .unwrap()
+                .is_none()
+        );
+        assert!(ready(&mut db, Some("b"), 10).unwrap().is_none());
+        assert_eq!(ready(&mut db, Some("a"), 10).unwrap().unwrap().len(), 1);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 /// The real fail2ban, sandboxed (used by tests/fail2ban.rs).
 pub mod fail2ban;
+/// Host names from a private hosts file (used by tests/dns.rs).
+pub mod hosts;
 
 use pve_emulator::{Emulator, Options, Token};
 use std::path::PathBuf;
@@ -82,6 +84,28 @@ impl Setup {
         run_binary(&all)
     }
 
+    /// The state directory of this set-up's config.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// The state database, opened beside the binary (it must have run once).
+    pub fn state_db(&self) -> rusqlite::Connection {
+        let db = rusqlite::Connection::open(self.state_dir().join("state.db")).unwrap();
+        db.busy_timeout(Duration::from_secs(10)).unwrap();
+        db
+    }
+
+    /// A second PVE cluster (its own emulator) and a config `NAME.toml` for
+    /// it that shares this set-up's state directory.
+    pub fn other_cluster(&self, name: &str) -> (Emulator, PathBuf) {
+        let emu = Emulator::start(options());
+        let toml = emu.config_toml(&token(), "fail2ban", self.state_dir().to_str().unwrap());
+        let path = self.dir.path().join(format!("{name}.toml"));
+        write_private(&path, &toml);
+        (emu, path)
+    }
+
     pub fn cidrs(&self) -> Vec<String> {
         self.emu
             .entries("fail2ban")
@@ -92,6 +116,40 @@ impl Setup {
     }
 }
 
+/// Writes a config file, mode 0600.
+pub fn write_private(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Runs `fail2pvefw --config CONFIG ARGS…` in UTC.
+pub fn run_config(config: &std::path::Path, args: &[&str]) -> Run {
+    let mut all = vec!["--config", config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run_binary(&all)
+}
+
+/// Polls `done` every 50 ms until it holds; panics after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Now, in Unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 pub fn run_binary(args: &[&str]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_fail2pvefw"))
         .args(args)
@@ -99,10 +157,37 @@ pub fn run_binary(args: &[&str]) -> Run {
         .env_remove("FAIL2PVEFW_CONFIG")
         .output()
         .expect("run fail2pvefw");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    Run::of(out)
+}
+
+/// Runs `fail2pvefw ARGS…` in UTC with `stdin` as its standard input.
+pub fn run_binary_with_stdin(args: &[&str], stdin: &str) -> Run {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fail2pvefw"))
+        .args(args)
+        .env("TZ", "UTC")
+        .env_remove("FAIL2PVEFW_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run fail2pvefw");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    Run::of(child.wait_with_output().unwrap())
+}
+
+impl Run {
+    fn of(out: std::process::Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 }
 

@@ -28,3 +28,30 @@ pub fn build(dir: &Path, lib_name: &str, extra: &[&str]) -> PathBuf {
     assert!(wasm.exists(), "no {}", wasm.display());
     wasm
 }
+
+/// The hostile policy of `tests/hostile-policy/`, built once per test binary.
+pub fn hostile_policy() -> &'static Path {
+    static WASM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    WASM.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hostile-policy");
+        build(&dir, "hostile_policy", &[])
+    })
+}
+
+/// A policy built against `fail2pvefw:policy@0.1.0` (`tests/policy-0.1.0/`).
+pub fn policy_0_1_0() -> &'static Path {
+    static WASM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    WASM.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/policy-0.1.0");
+        build(&dir, "policy_0_1_0", &[])
+    })
+}
+
+/// `examples/subnet-escalation`, on the SDK.
+pub fn example_policy() -> &'static Path {
+    static WASM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    WASM.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/subnet-escalation");
+        build(&dir, "subnet_escalation", &[])
+    })
+}

@@ -2,11 +2,9 @@
 //! fix, or – when it could not be checked, and the exit status they make.
 
 use crate::error::{Failure, Kind, Result};
-use std::io::Write;
 
 /// Counts and prints the checks as they complete.
 pub(super) struct Doctor {
-    out: std::io::Stdout,
     passed: usize,
     failed: usize,
     /// A local check failed: the exit status is 3, not 1.
@@ -16,7 +14,6 @@ pub(super) struct Doctor {
 impl Doctor {
     pub(super) fn new() -> Doctor {
         Doctor {
-            out: std::io::stdout(),
             passed: 0,
             failed: 0,
             local_failure: false,
@@ -24,8 +21,7 @@ impl Doctor {
     }
 
     fn line(&mut self, text: &str) {
-        let _ = writeln!(self.out, "{text}");
-        let _ = self.out.flush();
+        crate::output::line(text);
     }
 
     pub(super) fn pass(&mut self, name: &str, detail: &str) {

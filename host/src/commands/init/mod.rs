@@ -10,6 +10,7 @@
 use crate::cli::{DEFAULT_CONFIG_PATH, InitArgs};
 use crate::config::{Config, DEFAULT_IPSET, DEFAULT_STATE_DIR, HostPort, Token, parse_fingerprint};
 use crate::error::{Failure, Result};
+use crate::output;
 use crate::transport::client::{Client, HttpResponse, Outcome};
 use crate::transport::probe::{probe, why_refused};
 use std::path::{Path, PathBuf};
@@ -29,13 +30,13 @@ pub fn run(args: &InitArgs) -> Result<String> {
     let mut prompt = Prompt::new();
     let values = gather(args, &mut prompt)?;
     write_config(&args.output, &render(&values))?;
-    println!("wrote '{}' (mode 0600)", args.output.display());
+    output::line(&format!("wrote '{}' (mode 0600)", args.output.display()));
     let config = Config::load(&args.output)?;
     let again = format!("fail2pvefw --config '{}'", args.output.display());
     trust_step(&config, &values, args.yes).map_err(|f| with_next(f, &format!("{again} trust")))?;
     // The client reads the pin the trust step may have stored.
     let ipset_note = ipset_step(&config, args.create_ipset, &mut prompt);
-    println!("\n{}", snippet(&values.ipset, &args.output));
+    output::line(&format!("\n{}", snippet(&values.ipset, &args.output)));
     match ipset_note {
         Ok(note) => Ok(format!("{note}\n\nNext: {again} doctor")),
         Err(failure) => Err(with_next(failure, &format!("{again} doctor"))),
@@ -156,16 +157,16 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 fn trust_step(config: &Config, values: &Values, yes: bool) -> Result<()> {
     if values.fingerprint.is_none() && values.ca_file.is_none() {
         let done = super::trust::run(config, yes)?;
-        println!("{done}");
+        output::line(&done);
         return Ok(());
     }
     let presented = probe(&config.pve, &config.state_dir)?;
     match &presented.refusal {
         None => {
-            println!(
+            output::line(&format!(
                 "the certificate of {} is trusted by the configuration",
                 config.pve.host
-            );
+            ));
             Ok(())
         }
         Some(refusal) => Err(Failure::config(format!(

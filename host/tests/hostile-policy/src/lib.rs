@@ -7,7 +7,15 @@
 //! - `garbage`: `validate` answers a screenful of escape codes;
 //! - `panic`: panics;
 //! - `file`, `env`, `clock`, `socket`: tries WASI files, the environment,
-//!   the system clock, a TCP connection.
+//!   the system clock, a TCP connection;
+//! - writes the host's guard must deny before any request (see [`write`]):
+//!   `delete-ipset`, `delete-ipset-force`, `rename-ipset`, `never-ban`,
+//!   `node`, `low-half`, `high-half`, `wide-v6`, `nomatch`, `digest`,
+//!   `alias`, `other-ipset`, `newline-comment`;
+//! - writes of someone else's entry, which the host leaves alone:
+//!   `delete-manual`, `put-manual` (the entry `192.0.2.50`);
+//! - errors in odd words, which the host must judge by their case alone:
+//!   `odd-busy`, `odd-refused`, `odd-unreachable`.
 
 mod bindings {
     wit_bindgen::generate!({
@@ -19,13 +27,20 @@ mod bindings {
 #[cfg(target_arch = "wasm32")]
 bindings::export!(Hostile with_types_in bindings);
 
-use bindings::exports::fail2pvefw::policy::action::{BanRequest, Entry, Guest};
+use bindings::exports::fail2pvefw::policy::action::{BanRequest, Entry, Guest, PolicyIdentity};
 use bindings::fail2pvefw::policy::pve;
-use bindings::fail2pvefw::policy::types::Error;
+use bindings::fail2pvefw::policy::types::{Error, Refusal, RefusalCause};
 
 pub struct Hostile;
 
 impl Guest for Hostile {
+    fn identity() -> PolicyIdentity {
+        PolicyIdentity {
+            name: "hostile-policy".into(),
+            version: "0.1.0".into(),
+        }
+    }
+
     fn validate(req: BanRequest) -> Result<String, Error> {
         if req.ip == "garbage" {
             return Ok("\u{1b}[2J\u{1b}[31m pwned \n".repeat(500));
@@ -42,11 +57,11 @@ impl Guest for Hostile {
     }
 
     fn ban(req: BanRequest) -> Result<String, Error> {
-        misbehave(&req.ip)
+        misbehave(&req.ip, &req.ipset)
     }
 
     fn unban(req: BanRequest) -> Result<String, Error> {
-        misbehave(&req.ip)
+        misbehave(&req.ip, &req.ipset)
     }
 
     fn entries(_ipset: String) -> Result<Vec<Entry>, Error> {
@@ -54,7 +69,65 @@ impl Guest for Hostile {
     }
 }
 
-fn misbehave(mode: &str) -> Result<String, Error> {
+/// The write each guard mode tries: method, path below the IPSet API,
+/// parameters.
+fn write(mode: &str, ipset: &str) -> Option<(&'static str, String, Vec<(&'static str, &'static str)>)> {
+    let set = format!("/cluster/firewall/ipset/{ipset}");
+    let post = |params: Vec<(&'static str, &'static str)>| Some(("POST", set.clone(), params));
+    match mode {
+        "delete-ipset" => Some(("DELETE", set.clone(), vec![])),
+        "delete-ipset-force" => Some(("DELETE", set.clone(), vec![("force", "1")])),
+        "rename-ipset" => Some((
+            "POST",
+            "/cluster/firewall/ipset".into(),
+            vec![("name", "gone"), ("rename", "fail2ban")],
+        )),
+        "never-ban" => post(vec![("cidr", "10.1.2.3")]),
+        "node" => post(vec![("cidr", "127.0.0.1")]),
+        "low-half" => post(vec![("cidr", "0.0.0.0/1")]),
+        "high-half" => post(vec![("cidr", "128.0.0.0/1")]),
+        "wide-v6" => post(vec![("cidr", "2000::/3")]),
+        "nomatch" => post(vec![("cidr", "198.51.100.9"), ("nomatch", "1")]),
+        "digest" => post(vec![("cidr", "198.51.100.9"), ("digest", "0")]),
+        "alias" => post(vec![("cidr", "dc/admins")]),
+        "newline-comment" => post(vec![("cidr", "198.51.100.9"), ("comment", "x\n0.0.0.0/1")]),
+        "other-ipset" => Some((
+            "POST",
+            "/cluster/firewall/ipset/other".into(),
+            vec![("cidr", "198.51.100.9")],
+        )),
+        "delete-manual" => Some(("DELETE", format!("{set}/192.0.2.50"), vec![])),
+        "put-manual" => Some((
+            "PUT",
+            format!("{set}/192.0.2.50"),
+            vec![("comment", "mine now f2p:hostile/-/-")],
+        )),
+        _ => None,
+    }
+}
+
+fn misbehave(mode: &str, ipset: &str) -> Result<String, Error> {
+    if let Some((method, path, params)) = write(mode, ipset) {
+        let params: Vec<(String, String)> = params
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        return pve::request(method, &path, &params)
+            .map(|r| format!("PVE answered {method} {path}: {} {}", r.status, r.reason));
+    }
+    match mode {
+        "odd-busy" => Err(Error::Busy("Zeitüberschreitung beim Sperren".into())),
+        "odd-refused" => Err(Error::Refused(Refusal {
+            status: 500,
+            message: "Datei zu groß".into(),
+            cause: RefusalCause::Capacity,
+        })),
+        "odd-unreachable" => Err(Error::Unreachable("keine Verbindung".into())),
+        _ => misbehave_otherwise(mode),
+    }
+}
+
+fn misbehave_otherwise(mode: &str) -> Result<String, Error> {
     match mode {
         "loop" => {
             let mut n = 0u64;
