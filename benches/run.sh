@@ -9,6 +9,7 @@
 #   N=200 RUNS=10 benches/run.sh    # quicker
 #   SKIP_BUILD=1 benches/run.sh     # use the release binaries as they are
 #   KEEP=1 benches/run.sh           # keep the work dir (logs) afterwards
+#   SERVE_ONLY=1 benches/run.sh     # only `fail2pvefw serve` and the Python action (section 7)
 #   TMPDIR=/dev/shm benches/run.sh  # state on tmpfs: shows what fsync costs
 #
 # Needs hyperfine, curl, /usr/bin/time (package `time`), fail2ban, python3:
@@ -37,6 +38,7 @@ emu_bin=$root/target/release/pve-emulator
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/f2p-bench.XXXXXX")
 emu_pids=()
+serve_pids=()
 f2b_dirs=()
 
 # --- cleanup: only what this script started ---------------------------------
@@ -54,6 +56,7 @@ cleanup() {
             f2b "$w" --timeout 10 stop >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
         fi
     done
+    for pid in "${serve_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${emu_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     if [ -n "${KEEP:-}" ]; then echo "work dir kept: $work" >&2; else rm -rf "$work"; fi
 }
@@ -108,7 +111,7 @@ failregex = ^\s*auth failure from <HOST>\s*$
 EOF
     printf '[Definition]\nactionstart =\nactionstop =\nactioncheck =\nactionban = true\nactionunban = true\n' \
         >"$w/conf/action.d/f2b-noop.conf"
-    cp "$root/action.d/fail2pvefw.conf" "$w/conf/action.d/"
+    cp "$root/action.d/fail2pvefw.conf" "$root/action.d/fail2pvefw.py" "$w/conf/action.d/"
     : >"$w/watched.log"
     cat >"$w/conf/jail.local" <<EOF
 [DEFAULT]
@@ -172,6 +175,7 @@ ips() { # N addresses in 198.18.0.0/15 (benchmarking range)
 rows=()
 row() { rows+=("| $1 | $2 | $3 |"); }
 
+if [ -z "${SERVE_ONLY:-}" ]; then
 # === 1. one foreground ban beside curl =======================================
 echo "== 1. one foreground ban vs curl POST" >&2
 emu_start single
@@ -317,6 +321,82 @@ rss_sync=$(max_rss_mib $f2p sync)
 f2b_stop "$real"
 row "peak memory (max RSS) of one \`-f ban\`" "**$rss_fg MiB**; curl $rss_curl MiB" "≤ 20 MiB"
 row "peak memory of \`sync\` over $N entries" "$rss_sync MiB" "≤ 20 MiB"
+
+fi # SERVE_ONLY
+
+# === 7. fail2pvefw serve and the Python action ===============================
+serve_start() { # CFG SOCKET: `fail2pvefw serve` on CFG, until SOCKET answers
+    "$bin" --config "$1" serve 2>>"$1.serve.log" &
+    serve_pids+=($!)
+    for _ in $(seq 200); do [ -S "$2" ] && break; sleep 0.05; done
+    [ -S "$2" ] || { cat "$1.serve.log" >&2; exit 1; }
+}
+serve_stop() { # stops the last service started, waits for it
+    local pid=${serve_pids[-1]}
+    kill "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
+}
+with_socket() { # appends [serve] socket to $cfg; sets sock
+    sock=$emu_dir/run/f2p.sock
+    printf '\n[serve]\nsocket = "%s"\n' "$sock" >>"$cfg"
+}
+for n in ${SERVE_NS:-200 1000}; do
+    echo "== 7. banip of $n: actionban = true / fail2pvefw.conf / fail2pvefw.py + serve" >&2
+    mapfile -t addrs < <(ips "$n")
+    w=$work/s7-true-$n
+    f2b_setup "$w" "f2b-noop"
+    f2b_start "$w"
+    t=$(now)
+    f2b "$w" set f2btest banip "${addrs[@]}" >/dev/null
+    t_true=$(since "$t")
+    f2b_stop "$w"
+
+    emu_start "s7-shell-$n"
+    w=$work/s7-shell-$n-f2b
+    f2b_setup "$w" "fail2pvefw[bin=\"$bin\", config=\"$cfg\"]"
+    f2b_start "$w"
+    t=$(now)
+    f2b "$w" set f2btest banip "${addrs[@]}" >/dev/null
+    t_shell=$(since "$t")
+    until [ "$(posts)" -ge "$n" ]; do sleep 0.02; done
+    l_shell=$(since "$t")
+    f2b_stop "$w"
+
+    emu_start "s7-py-$n"
+    with_socket
+    serve_start "$cfg" "$sock"
+    w=$work/s7-py-$n-f2b
+    f2b_setup "$w" "fail2pvefw.py[bin=\"$bin\", config=\"$cfg\", socket=\"$sock\"]"
+    f2b_start "$w"
+    t=$(now)
+    f2b "$w" set f2btest banip "${addrs[@]}" >/dev/null
+    t_py=$(since "$t")
+    until [ "$(posts)" -ge "$n" ]; do sleep 0.02; done
+    l_py=$(since "$t")
+    [ ! -e "$emu_dir/state/drain.log" ] || echo "warning: some bans went through the fallback" >&2
+    f2b_stop "$w"
+    serve_stop
+    row "\`banip\` of $n through the real fail2ban: \`actionban = true\` / shell action \`fail2pvefw.conf\` / Python action \`fail2pvefw.py\` + \`serve\`" \
+        "$t_true s / $t_shell s (**$(ratio "$t_shell" "$t_true")×**) / $t_py s (**$(ratio "$t_py" "$t_true")×**); all $n in PVE after $l_shell s / $l_py s" \
+        "Python action ≤ 1.0× \`true\`"
+done
+
+echo "== 7b. CLI background ban without and with the service" >&2
+emu_start s7-bg
+with_socket
+f2p="$bin --config $cfg"
+hf --export-json "$work/bg-alone.json" \
+    -n 'ban, no service' --prepare "$f2p -f unban 203.0.113.90" \
+    "$f2p ban 203.0.113.90 --jail sshd --failures 3 --bantime 3600"
+serve_start "$cfg" "$sock"
+hf --export-json "$work/bg-served.json" \
+    -n 'ban, handed to serve' --prepare "$f2p -f unban 203.0.113.90" \
+    "$f2p ban 203.0.113.90 --jail sshd --failures 3 --bantime 3600"
+serve_stop
+bg_alone=$(hf_stat "$work/bg-alone.json" 0 mean)
+bg_served=$(hf_stat "$work/bg-served.json" 0 mean)
+row "one CLI background \`ban\` (what fail2ban's shell action waits for): without / with \`fail2pvefw serve\`" \
+    "$bg_alone ms ± $(hf_stat "$work/bg-alone.json" 0 stddev) / **$bg_served ms** ± $(hf_stat "$work/bg-served.json" 0 stddev) ($(ratio "$bg_served" "$bg_alone")×)" ""
 
 # === the table ===============================================================
 cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)

@@ -125,6 +125,9 @@ fn deb_holds_the_files_with_their_modes() {
         ("/usr/bin/fail2pvefw", "-rwxr-xr-x"),
         ("/etc/fail2pvefw/config.toml", "-rw-------"),
         ("/etc/fail2ban/action.d/fail2pvefw.conf", "-rw-r--r--"),
+        ("/etc/fail2ban/action.d/fail2pvefw.py", "-rw-r--r--"),
+        ("/usr/lib/systemd/system/fail2pvefw.service", "-rw-r--r--"),
+        ("/usr/share/man/man1/fail2pvefw-serve.1.gz", "-rw-r--r--"),
         (
             "/usr/lib/systemd/system/fail2pvefw-sync.service",
             "-rw-r--r--",
@@ -180,6 +183,7 @@ fn deb_holds_the_files_with_their_modes() {
     for conffile in [
         "/etc/fail2pvefw/config.toml",
         "/etc/fail2ban/action.d/fail2pvefw.conf",
+        "/etc/fail2ban/action.d/fail2pvefw.py",
     ] {
         assert!(
             conffiles.lines().any(|l| l.trim() == conffile),
@@ -202,6 +206,18 @@ fn deb_holds_the_files_with_their_modes() {
         service.contains("ExecStart=/usr/bin/fail2pvefw sync"),
         "{service}"
     );
+    let unit =
+        std::fs::read_to_string(root.join("usr/lib/systemd/system/fail2pvefw.service")).unwrap();
+    for line in [
+        "ExecStart=/usr/bin/fail2pvefw serve",
+        "RuntimeDirectory=fail2pvefw",
+        "Restart=on-failure",
+        "RestartPreventExitStatus=3",
+    ] {
+        assert!(unit.contains(line), "{line} in {unit}");
+    }
+    let action = std::fs::read_to_string(root.join("etc/fail2ban/action.d/fail2pvefw.py")).unwrap();
+    assert_eq!(action, include_str!("../../action.d/fail2pvefw.py"));
     let timer =
         std::fs::read_to_string(root.join("usr/lib/systemd/system/fail2pvefw-dns.timer")).unwrap();
     assert!(timer.contains("OnUnitActiveSec=5min"), "{timer}");

@@ -239,7 +239,11 @@ fn snippet(ipset: &str, config: &Path) -> String {
         "Add fail2pvefw to each jail that should ban in PVE, in /etc/fail2ban/jail.local:\n\n  \
          [sshd]\n  enabled = true\n  action  = %(action_)s\n            fail2pvefw[ipset={ipset}{config_arg}]\n\n\
          then: fail2ban-client reload\n\
-         and run `sync` periodically: systemctl enable --now fail2pvefw-sync.timer"
+         and run `sync` periodically: systemctl enable --now fail2pvefw-sync.timer\n\n\
+         Faster, with no process per ban: run the service and use the Python action instead:\n\n  \
+         systemctl enable --now fail2pvefw\n  \
+         action  = %(action_)s\n            fail2pvefw.py[ipset={ipset}{config_arg}]\n\n\
+         (the service runs `sync` itself; the timer is then optional)"
     )
 }
 
