@@ -231,7 +231,7 @@ impl Config {
             .serve
             .sync_interval
             .unwrap_or(DEFAULT_SYNC_INTERVAL_SECS);
-        if !(sync_interval >= 1.0 && sync_interval <= 86400.0) {
+        if !(1.0..=86400.0).contains(&sync_interval) {
             return Err(bad(format!(
                 "[serve] sync_interval = {sync_interval}: give seconds from 1 to 86400 (default {DEFAULT_SYNC_INTERVAL_SECS})"
             )));
@@ -421,6 +421,30 @@ mod tests {
         .unwrap_err();
         assert!(err.message.contains("[dns] names"), "{err}");
         assert!(!err.to_string().contains(&SECRET[..8]), "{err}");
+    }
+
+    #[test]
+    fn serve_has_defaults_and_its_interval_is_checked() {
+        let c = load(&minimal("")).unwrap();
+        assert_eq!(c.serve.socket, PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(c.serve.sync_interval, Duration::from_secs(300));
+        assert_eq!(
+            (c.serve.group.as_deref(), c.metrics_listen.as_deref()),
+            (None, None)
+        );
+        let c = load(&minimal(
+            "[serve]\nsocket = \"run/f.sock\"\ngroup = \"adm\"\nsync_interval = 60\n\
+             [metrics]\nlisten = \"127.0.0.1:9712\"\n",
+        ))
+        .unwrap();
+        assert!(c.serve.socket.is_absolute() && c.serve.socket.ends_with("run/f.sock"));
+        assert_eq!(c.serve.group.as_deref(), Some("adm"));
+        assert_eq!(c.serve.sync_interval, Duration::from_secs(60));
+        assert_eq!(c.metrics_listen.as_deref(), Some("127.0.0.1:9712"));
+        let err = load(&minimal("[serve]\nsync_interval = 0\n")).unwrap_err();
+        assert!(err.message.contains("sync_interval"), "{err}");
+        let err = load(&minimal("[serve]\nsokcet = \"x\"\n")).unwrap_err();
+        assert!(err.message.contains("sokcet"), "{err}");
     }
 
     #[test]

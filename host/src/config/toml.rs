@@ -219,6 +219,10 @@ mod tests {
             "dns",
             "names",
             "never_ban_resolved",
+            "serve",
+            "socket",
+            "sync_interval",
+            "listen",
         ] {
             assert!(names.contains(&name), "{name}: {names:?}");
         }

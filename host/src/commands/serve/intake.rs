@@ -5,7 +5,7 @@
 //! woken; the answer leaves only after the commit. It never waits behind a
 //! PVE write: sending is the sender's.
 
-use super::sender::Wake;
+use super::worker::{Wake, open};
 use crate::cli::{Flush, Status};
 use crate::commands::cluster::{self, Bound};
 use crate::commands::local_api::{self, Answer, ApiRequest, Op};
@@ -45,16 +45,6 @@ pub struct Intake {
     session: Session,
     wake: Sender<Wake>,
     refreshed: Instant,
-}
-
-/// The state and the policy for `config`, as a CLI run opens them.
-pub fn open(config: &Config, source: &Source) -> Result<(Db, Bound, Session)> {
-    let mut db = Db::open(&config.state_dir)?;
-    let mut bound = cluster::bind(config, &mut db, false)?;
-    bound.dns = cluster::dns_known(config, &db)?;
-    let mut session = Session::open(config, source.clone(), bound.node_addresses.clone())?;
-    session.know(&bound.dns);
-    Ok((db, bound, session))
 }
 
 impl Intake {

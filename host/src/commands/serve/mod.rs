@@ -26,6 +26,7 @@ pub mod scheduler;
 pub mod sender;
 pub mod signals;
 pub mod socket;
+pub mod worker;
 
 use super::context::Context;
 use crate::config::Config;
@@ -118,7 +119,7 @@ pub fn run(ctx: Context) -> Result<String> {
                 if let Some(new) = reload(&config) {
                     config = new;
                     let _ = jobs_tx.send(intake::Job::Reload(config.clone()));
-                    let _ = wake_tx.send(sender::Wake::Reload(config.clone()));
+                    let _ = wake_tx.send(worker::Wake::Reload(config.clone()));
                 }
                 notify("READY=1");
             }
@@ -129,7 +130,7 @@ pub fn run(ctx: Context) -> Result<String> {
     stop.store(true, Ordering::SeqCst);
     sock.remove();
     let _ = jobs_tx.send(intake::Job::Stop);
-    let _ = wake_tx.send(sender::Wake::Stop);
+    let _ = wake_tx.send(worker::Wake::Stop);
     let _ = intake.join();
     let _ = sender.join();
     Ok(String::new())

@@ -10,8 +10,8 @@
 //! drainer of their own. Events leave the queue only when PVE answered; a
 //! SIGTERM stops the pass before the next entry.
 
-use super::intake;
 use super::scheduler::Scheduler;
+use super::worker::{self, Wake};
 use crate::commands::cluster::{self, Bound};
 use crate::commands::drain::{Backoff, Report, pass_until};
 use crate::commands::errors::lock_failure;
@@ -33,14 +33,6 @@ use std::time::{Duration, Instant};
 pub const POLL: Duration = Duration::from_millis(250);
 /// At most one WAL checkpoint in this time.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
-
-/// What the sender is told.
-pub enum Wake {
-    /// An event was committed: drain now.
-    Queued,
-    Reload(Arc<Config>),
-    Stop,
-}
 
 pub struct Worker {
     pub config: Arc<Config>,
@@ -77,7 +69,7 @@ pub fn tasks(config: &Config) -> Scheduler<Worker> {
 
 impl Worker {
     pub fn new(config: Arc<Config>, source: Source, stop: Arc<AtomicBool>) -> Result<Worker> {
-        let (db, bound, session) = intake::open(&config, &source)?;
+        let (db, bound, session) = worker::open(&config, &source)?;
         Ok(Worker {
             config,
             source,
@@ -122,7 +114,7 @@ impl Worker {
     }
 
     fn reload(&mut self, config: Arc<Config>) {
-        match intake::open(&config, &self.source) {
+        match worker::open(&config, &self.source) {
             Ok((db, bound, session)) => {
                 self.db = db;
                 self.bound = bound;

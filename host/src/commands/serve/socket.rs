@@ -299,3 +299,57 @@ fn connection(stream: UnixStream, peers: Peers, jobs: &mpsc::Sender<Job>, stop: 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cred(uid: u32, gid: u32) -> libc::ucred {
+        // A pid with no /proc entry: no supplementary groups.
+        libc::ucred {
+            pid: i32::MAX,
+            uid,
+            gid,
+        }
+    }
+
+    #[test]
+    fn root_ourselves_and_the_group_may_use_the_socket_no_one_else() {
+        let peers = Peers {
+            gid: 4242,
+            own_uid: 1000,
+        };
+        assert!(peers.allows(&cred(0, 0)));
+        assert!(peers.allows(&cred(1000, 1000)));
+        assert!(peers.allows(&cred(2000, 4242)));
+        assert!(!peers.allows(&cred(65534, 65534)));
+    }
+
+    #[test]
+    fn a_group_is_a_number_or_a_known_name() {
+        assert_eq!(group_id(None).unwrap(), 0);
+        assert_eq!(group_id(Some("4242")).unwrap(), 4242);
+        assert_eq!(group_id(Some("root")).unwrap(), 0);
+        let err = group_id(Some("no-such-group-f2p")).unwrap_err();
+        assert_eq!(err.kind, crate::error::Kind::Config);
+    }
+
+    #[test]
+    fn the_socket_is_placed_0660_and_removed_only_if_ours() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/f.sock");
+        let sock = bind(&path, 0).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o660);
+        assert_eq!(mode(path.parent().unwrap()), 0o750);
+        assert!(ensure_free(&path).is_err(), "it answers connections");
+        // Replaced by another: left alone.
+        let other = bind(&path, 0).unwrap();
+        sock.remove();
+        assert!(path.exists());
+        other.remove();
+        assert!(!path.exists());
+        assert!(ensure_free(&path).is_ok());
+    }
+}
