@@ -1,7 +1,9 @@
 //! The default fail2pvefw policy: what to do for each fail2ban action.
 //!
-//! This file only wires the WIT world `policy` (`../wit/policy.wit`) to plain
-//! modules that build and test natively:
+//! This file only wires the WIT world `admitting-policy` (`../wit/policy.wit`:
+//! `policy` and `admission`) to plain modules that build and test natively:
+//! - [`admission`]: which of many wanted entries get in under a budget
+//!   (CrowdSec's decisions), and their comments;
 //! - [`cidr`]: validates an address and gives the exact string PVE stores;
 //! - [`comment`]: the `[YYYY/MM/DD HH:MM:SS] text` comment of an entry;
 //! - [`owner`]: the ownership tag that ends every comment we write;
@@ -9,6 +11,7 @@
 //! - [`rules`]: the administrator's never-ban networks, the PVE nodes, IPv6
 //!   widening and the `cluster.fw` budget, from the host's `settings`.
 
+pub mod admission;
 pub mod cidr;
 pub mod comment;
 pub mod owner;
@@ -18,7 +21,7 @@ pub mod rules;
 mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "policy",
+        world: "admitting-policy",
     });
 }
 
@@ -28,6 +31,9 @@ mod bindings {
 bindings::export!(Policy with_types_in bindings);
 
 use bindings::exports::fail2pvefw::policy::action::{BanRequest, Entry, Guest, Owner};
+use bindings::exports::fail2pvefw::policy::admission::{
+    Admitted, Budget, Candidate, Chosen, Guest as AdmissionGuest, LeftOut, LeftReason,
+};
 use bindings::fail2pvefw::policy::types::{Error as WitError, Refusal, RefusalCause};
 use bindings::fail2pvefw::policy::{clock, log, pve, settings};
 use plan::{Cause, Error, IpsetName, Method, Pve, Response};
@@ -61,7 +67,11 @@ impl Guest for Policy {
 
     fn ban(req: BanRequest) -> Result<String, WitError> {
         let (ipset, entry) = checked(&req)?;
-        let comment = entry_comment(&req);
+        let comment = if req.jail.as_deref() == Some(CROWDSEC) {
+            crowdsec_comment(&req)
+        } else {
+            entry_comment(&req)
+        };
         let instance = owner::tag_name(&req.instance);
         Ok(plan::ban(
             &mut HostPve,
@@ -124,6 +134,71 @@ fn entry_comment(req: &BanRequest) -> String {
         "{} {tag}",
         comment::comment(at, clock::local_offset(at), &text)
     )
+}
+
+/// The jail the host names in the requests it makes for CrowdSec's chosen
+/// entries (see `admission` in the WIT).
+const CROWDSEC: &str = "crowdsec";
+
+/// A CrowdSec entry's comment: the one `admit` chose, then the tag; no
+/// timestamp (the LAPI keeps it, and every byte costs entries).
+fn crowdsec_comment(req: &BanRequest) -> String {
+    let at = comment::ban_time(req.time, clock::now);
+    let text = comment::text(req.comment.as_deref(), req.jail.as_deref(), None);
+    let text = owner::strip_tags(&text);
+    let tag = owner::Owner::for_ban(&req.instance, req.jail.as_deref(), at, req.bantime).tag();
+    format!("{} {tag}", text.trim())
+}
+
+impl AdmissionGuest for Policy {
+    fn admit(candidates: Vec<Candidate>, budget: Budget) -> Result<Admitted, WitError> {
+        let rules = rules::Rules::from_settings(settings::get)?;
+        let candidates: Vec<admission::Candidate> = candidates
+            .into_iter()
+            .map(|c| admission::Candidate {
+                key: c.key,
+                entry: c.entry,
+                origin: c.origin,
+                scenario: c.scenario,
+                expires: c.expires,
+                seen: c.seen,
+                admitted: c.admitted,
+            })
+            .collect();
+        let budget = admission::Budget {
+            ipset: budget.ipset,
+            instance: budget.instance,
+            now: budget.now,
+            max_entries: budget.max_entries,
+            max_bytes: budget.max_bytes,
+            shared: budget.shared,
+            aggregate_ipv4: budget.aggregate_ipv4,
+            aggregate_ipv6: budget.aggregate_ipv6,
+            aggregate_min: budget.aggregate_min,
+        };
+        let (chosen, left) = admission::admit(&candidates, &budget, &rules)?;
+        Ok(Admitted {
+            chosen: chosen
+                .into_iter()
+                .map(|c| Chosen {
+                    entry: c.entry,
+                    comment: c.comment,
+                })
+                .collect(),
+            left_out: left
+                .into_iter()
+                .map(|l| LeftOut {
+                    key: l.key,
+                    reason: match l.reason {
+                        admission::Reason::OverEntries => LeftReason::OverEntries,
+                        admission::Reason::OverBytes => LeftReason::OverBytes,
+                        admission::Reason::Aggregated => LeftReason::Aggregated,
+                    },
+                    detail: l.detail,
+                })
+                .collect(),
+        })
+    }
 }
 
 /// [`Pve`] through the host's `pve` import, with one debug line per call.

@@ -84,6 +84,7 @@ impl Cli {
             Command::Doctor(_) => "doctor",
             Command::Init(_) => "init",
             Command::Flush(_) => "flush",
+            Command::Crowdsec(_) => "crowdsec",
             Command::Drain => "drain",
             Command::GenerateDocs(_) => "generate-docs",
             Command::Policy(_) => "policy",

@@ -10,8 +10,8 @@ mod args;
 mod leading;
 
 pub use args::{
-    DEFAULT_CONFIG_PATH, DocsArgs, Flush, InitArgs, IpsetOnly, PolicyArgs, PolicyCommand,
-    SandboxArgs, SandboxCommand, Status, Target, TrustArgs,
+    CrowdsecArgs, DEFAULT_CONFIG_PATH, DocsArgs, Flush, InitArgs, IpsetOnly, PolicyArgs,
+    PolicyCommand, SandboxArgs, SandboxCommand, Status, Target, TrustArgs,
 };
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -148,6 +148,17 @@ pub enum Command {
     Init(InitArgs),
     /// fail2ban's actionflush: keep this jail's bans in PVE (default) or remove them
     Flush(Flush),
+    /// Apply CrowdSec's decisions: a bouncer for the LAPI of [crowdsec]
+    ///
+    /// Pulls the LAPI's decision stream every update_frequency seconds,
+    /// puts the decisions through the policy and the durable queue (holder
+    /// `crowdsec`; one entry per address whoever else bans it), within
+    /// [crowdsec] max_entries, the byte budget of cluster.fw and [pve]
+    /// writes_per_second; fail2ban's bans go first. Keeps what is applied
+    /// while the LAPI fails, retrying with back-off. Runs until stopped (the
+    /// systemd unit fail2pvefw-crowdsec.service), or --once. Never prints
+    /// the bouncer key.
+    Crowdsec(CrowdsecArgs),
     /// Drain the queue in the background (started by ban and unban)
     #[command(hide = true)]
     Drain,

@@ -18,9 +18,14 @@ use std::collections::BTreeSet;
 /// wants stays in PVE; nothing but what this state asked for is touched.
 pub fn run(ctx: &Context, flush: &Flush) -> Result<String> {
     let (mut db, bound) = ctx.state(false)?;
-    let holder = desired::jail_holder(flush.jail.as_deref(), false);
+    let holder = if flush.crowdsec {
+        crate::state::crowdsec::HOLDER.to_string()
+    } else {
+        desired::jail_holder(flush.jail.as_deref(), false)
+    };
     let rows = desired::of_holder(db.conn(), &holder).map_err(db_failure)?;
     let jail = match &flush.jail {
+        _ if flush.crowdsec => "CrowdSec".to_string(),
         Some(jail) => format!("jail {jail}"),
         None => "all jails".to_string(),
     };

@@ -17,7 +17,8 @@ pub fn run(ctx: &Context, status: &Status) -> Result<String> {
         .clone()
         .unwrap_or_else(|| ctx.config.ipset.clone());
     let mut session = ctx.session_for(&bound)?;
-    let report = gather(&mut session, stats, &ipset)?;
+    let mut report = gather(&mut session, stats, &ipset)?;
+    report.crowdsec = super::crowdsec::report::gather(&db, &ctx.config)?;
     if status.prometheus {
         let counters = Counters::load(&db).map_err(db_failure)?;
         // `main` adds the last newline.

@@ -15,6 +15,9 @@ pub struct Report {
     pub instance: String,
     pub queue: Stats,
     pub ipset: IpsetReport,
+    /// The CrowdSec bouncer, when configured or it has run here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crowdsec: Option<super::crowdsec::report::CrowdsecReport>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -64,6 +67,7 @@ pub fn gather(session: &mut Session, queue: Stats, ipset: &str) -> Result<Report
         instance: session.instance_name.clone(),
         queue,
         ipset: report,
+        crowdsec: None,
     })
 }
 
@@ -133,6 +137,9 @@ impl Report {
                 error.lines().next().unwrap_or("")
             )),
             (None, None) => {}
+        }
+        if let Some(cs) = &self.crowdsec {
+            out.extend(cs.human());
         }
         out.join("\n")
     }
