@@ -10,6 +10,7 @@
 #[path = "support/crowdsec.rs"]
 mod lapi;
 mod support;
+mod wasm_build;
 
 use lapi::{Decision, Lapi};
 use serde_json::Value;
@@ -135,27 +136,14 @@ fn addresses(range: std::ops::RangeInclusive<u32>) -> Vec<String> {
         .collect()
 }
 
-fn writes(s: &Setup) -> Vec<support_request::Write> {
-    support_request::writes(s)
-}
-
-/// The emulator's record of the writes that PVE answered.
-mod support_request {
-    use super::Setup;
-    use std::time::Instant;
-
-    pub struct Write {
-        pub at: Instant,
-    }
-
-    pub fn writes(s: &Setup) -> Vec<Write> {
-        s.emu
-            .requests()
-            .into_iter()
-            .filter(|r| r.method != "GET")
-            .map(|r| Write { at: r.at })
-            .collect()
-    }
+/// When the emulator answered each write.
+fn write_times(s: &Setup) -> Vec<Instant> {
+    s.emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| r.at)
+        .collect()
 }
 
 #[test]
@@ -406,16 +394,16 @@ fn twenty_thousand_decisions_stay_within_the_cap_and_the_write_rate() {
         assert!(!cidrs.contains(a), "community decision {a} is out");
     }
     // The write rate: at most a second's worth at once, then 20 a second.
-    let writes = writes(&bed.s);
+    let writes = write_times(&bed.s);
     assert_eq!(writes.len(), 501);
     for (i, w) in writes.iter().enumerate() {
         let within = writes[i..]
             .iter()
-            .take_while(|x| x.at.duration_since(w.at) < Duration::from_secs(1))
+            .take_while(|x| x.duration_since(*w) < Duration::from_secs(1))
             .count();
         assert!(within <= 41, "{within} writes within a second of write {i}");
     }
-    let span = writes.last().unwrap().at.duration_since(writes[0].at);
+    let span = writes.last().unwrap().duration_since(writes[0]);
     assert!(
         span >= Duration::from_secs(23),
         "501 writes at 20/s in {span:?}"
@@ -568,4 +556,144 @@ fn doctor_checks_the_lapi_and_the_key_without_the_stream() {
     let r = bed.run(&["doctor"]);
     assert!(r.stdout.contains("✘ crowdsec LAPI reachable"), "{r:?}");
     assert_ne!(r.code, 0);
+}
+
+/// The `desired` rows of the holder `crowdsec`: entry and comment.
+fn wanted(bed: &Bed) -> Vec<(String, String)> {
+    let db = bed.s.state_db();
+    let mut stmt = db
+        .prepare("SELECT entry, request FROM desired WHERE holder = 'crowdsec' ORDER BY entry")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+        .map(|row| {
+            let (entry, request) = row.unwrap();
+            let request: Value = serde_json::from_str(&request).unwrap();
+            (entry, request["comment"].as_str().unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_custom_policy_chooses_and_the_host_holds_it_to_its_rules() {
+    let Some(bed) = Bed::with("max_entries = 3\n", 50.0) else {
+        return;
+    };
+    let hostile = wasm_build::hostile_policy().to_str().unwrap().to_string();
+    for i in 1..=5 {
+        bed.lapi
+            .add_decision(&format!("203.0.113.{i}"), "1h", "invent");
+    }
+    let r = bed.run(&["--policy", &hostile, "-v", "crowdsec", "--once"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("no decision asks for and no allowed network holds (e.g. '10.0.0.0/8')"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("beyond the budget"), "{r:?}");
+    let wanted = wanted(&bed);
+    let entries: Vec<&str> = wanted.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(entries, ["203.0.113.0/24", "203.0.113.4", "203.0.113.5"]);
+    for (_, comment) in &wanted {
+        assert_eq!(comment, "evil line", "one line, no owner claimed");
+    }
+    let st = bed.status();
+    assert_eq!(st["crowdsec"]["verdicts"]["chosen"], 2, "{st:#}");
+    assert_eq!(st["crowdsec"]["verdicts"]["aggregated"], 3, "{st:#}");
+    // A policy that loops in admit is stopped; one that asks PVE is denied.
+    bed.lapi.delete_decision("203.0.113.1");
+    for (mode, says) in [
+        ("loop", "failed in 'admit': it ran out of fuel"),
+        ("pve", "no PVE request while the policy chooses"),
+    ] {
+        for i in 1..=5 {
+            bed.lapi.delete_decision(&format!("203.0.113.{i}"));
+        }
+        bed.lapi.add_decision("203.0.113.1", "1h", mode);
+        let r = bed.run(&["--policy", &hostile, "crowdsec", "--once"]);
+        assert_eq!(r.code, 3, "{mode}: {r:?}");
+        assert!(r.stderr.contains(says), "{mode}: {r:?}");
+        bed.lapi.delete_decision("203.0.113.1");
+    }
+}
+
+#[test]
+fn a_policy_without_admission_gets_the_default_rules() {
+    let Some(bed) = Bed::with("max_entries = 2\n", 50.0) else {
+        return;
+    };
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/subnet-escalation");
+    let wasm = wasm_build::build(&dir, "subnet_escalation", &[]);
+    let r = support::run_binary(&["policy", "check", wasm.to_str().unwrap()]);
+    assert!(r.stdout.contains("admission: not exported"), "{r:?}");
+    bed.lapi.add_decision("192.0.2.1", "1h", "a");
+    bed.lapi.add_decision("192.0.2.2", "3h", "b");
+    bed.lapi.add_decision("192.0.2.3", "2h", "c");
+    let r = bed.run(&["--policy", wasm.to_str().unwrap(), "crowdsec", "--once"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // The longer ones.
+    assert_eq!(bed.cidrs(), ["192.0.2.2", "192.0.2.3"]);
+}
+
+#[test]
+fn sync_puts_back_a_crowdsec_entry_pve_lost() {
+    let Some(bed) = Bed::start() else { return };
+    bed.lapi.add_decision("192.0.2.91", "1h", "s");
+    bed.lapi.add_decision("192.0.2.92", "1h", "s");
+    bed.once();
+    let fw = bed.s.emu.cluster_fw();
+    let kept: Vec<&str> = fw
+        .lines()
+        .filter(|l| !l.starts_with("192.0.2.91"))
+        .collect();
+    bed.s.emu.set_cluster_fw(&(kept.join("\n") + "\n"));
+    assert_eq!(bed.cidrs(), ["192.0.2.92"]);
+    let r = bed.run(&["sync"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("1 re-added"), "{r:?}");
+    assert_eq!(bed.cidrs(), ["192.0.2.91", "192.0.2.92"]);
+    let e = bed.s.emu.entries("fail2ban").unwrap();
+    assert!(
+        e.iter().all(|e| e
+            .comment
+            .as_deref()
+            .unwrap()
+            .contains("f2p:web01/crowdsec/")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_full_cluster_fw_lowers_the_cap_and_the_rest_is_reported() {
+    let Some(bed) = Bed::start() else { return };
+    let all = addresses(1..=40);
+    bed.lapi
+        .import(all.iter().map(|a| format!("4h,ip,{a},x,x")));
+    // A cluster.fw with room for about 20 entries, not 40.
+    let max = bed.s.emu.cluster_fw_bytes().len() + 20 * 70;
+    let s = Setup::with(pve_emulator::Options {
+        max_file_size: max,
+        ..support::options()
+    });
+    let bed = Bed { s, ..bed };
+    bed.configure("", 50.0);
+    let r = bed.run(&["crowdsec", "--once"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("cluster.fw is full"), "{r:?}");
+    let held = bed.cidrs().len();
+    assert!(held > 0 && held < 40, "{held}");
+    // The next run keeps CrowdSec below what it holds: no write is refused,
+    // and fail2ban's ban gets in.
+    let r = bed.run(&["crowdsec", "--once"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = bed.run(&["-f", "ban", "192.0.2.250", "--jail", "sshd"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let st = bed.status();
+    let cs = &st["crowdsec"];
+    assert_eq!(cs["applied_entries"], (held * 95 / 100) as u64, "{cs:#}");
+    assert_eq!(cs["not_applied"], 40 - (held * 95 / 100) as u64, "{cs:#}");
+    let text = bed.run(&["status"]).stdout;
+    assert!(text.contains("PVE's File too large"), "{text}");
 }

@@ -226,12 +226,13 @@ pub fn set_verdict(
     Ok(())
 }
 
-/// How many decisions have each verdict, and up to three examples of each
-/// (value and words).
-pub fn verdicts(
-    conn: &Connection,
-) -> rusqlite::Result<BTreeMap<String, (u64, Vec<(String, String)>)>> {
-    let mut out: BTreeMap<String, (u64, Vec<(String, String)>)> = BTreeMap::new();
+/// How many decisions have one verdict, and up to three of them (value,
+/// words).
+pub type Tally = (u64, Vec<(String, String)>);
+
+/// The [`Tally`] of each verdict.
+pub fn verdicts(conn: &Connection) -> rusqlite::Result<BTreeMap<String, Tally>> {
+    let mut out: BTreeMap<String, Tally> = BTreeMap::new();
     let mut stmt =
         conn.prepare("SELECT verdict, COUNT(*) FROM crowdsec_decisions GROUP BY verdict")?;
     for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {

@@ -92,12 +92,21 @@ pub fn line_bytes(entry: &str, comment: &str, instance: &str, expires: i64) -> u
 /// pull): what others hold in CrowdSec's IPSet and in `[pve] ipset`, plus
 /// [`RESERVE`]. An IPSet that cannot be read keeps the last measure.
 pub fn measure_room(session: &mut Session, db: &Db, config: &Config, cs: &CrowdSec) -> Result<()> {
-    let ours: HashSet<String> = desired::of_holder(db.conn(), HOLDER)
-        .map_err(db_failure)?
-        .into_iter()
-        .filter(|d| d.ipset == cs.ipset)
-        .map(|d| d.entry)
-        .collect();
+    // CrowdSec's own entries, but not those another holder keeps too:
+    // those stay whatever CrowdSec does.
+    let mut ours: HashSet<String> = HashSet::new();
+    let mut kept: HashSet<String> = HashSet::new();
+    for d in desired::all(db.conn()).map_err(db_failure)? {
+        if d.ipset != cs.ipset {
+            continue;
+        }
+        if d.holder == HOLDER {
+            ours.insert(d.entry);
+        } else {
+            kept.insert(d.entry);
+        }
+    }
+    let ours: HashSet<String> = ours.difference(&kept).cloned().collect();
     let mut others = 0u64;
     let mut ipsets = vec![cs.ipset.clone()];
     if config.ipset != cs.ipset {

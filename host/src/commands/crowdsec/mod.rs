@@ -34,11 +34,12 @@ pub fn run(ctx: &Context, args: &CrowdsecArgs) -> Result<String> {
     let config = &ctx.config;
     let mut bouncer = Bouncer::new(config)?;
     let (mut db, bound) = ctx.state(false)?;
-    let mut session = ctx.session_for(&bound)?;
     if !args.once {
         let service = Service::new(bouncer);
-        return service::run(service, &mut session, &mut db, config, &bound);
+        let open = || ctx.session_for(&bound);
+        return service::run(service, open, &mut db, config, &bound);
     }
+    let mut session = ctx.session_for(&bound)?;
     let cycle = bouncer.cycle(&mut session, &mut db, config, &bound)?;
     let deadline = Instant::now() + Duration::from_secs_f64(args.drain_for.max(0.0));
     let mut sent = 0;

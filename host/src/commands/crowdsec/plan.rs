@@ -150,9 +150,14 @@ pub fn plan(
 ) -> Result<Planned> {
     let rows = table::rows(db.conn(), false).map_err(db_failure)?;
     let old: Vec<Desired> = desired::of_holder(db.conn(), HOLDER).map_err(db_failure)?;
+    // In PVE for CrowdSec already: keeping it costs no write.
+    let applied: HashSet<String> = crate::state::applied::entries(db.conn(), &cs.ipset)
+        .map_err(db_failure)?
+        .into_iter()
+        .collect();
     let admitted: HashSet<&str> = old
         .iter()
-        .filter(|d| d.ipset == cs.ipset)
+        .filter(|d| d.ipset == cs.ipset && applied.contains(&d.entry))
         .map(|d| d.entry.as_str())
         .collect();
     let cands: Vec<Cand> = rows

@@ -181,28 +181,57 @@ pub fn send_until(
     Ok(report)
 }
 
-/// `fail2pvefw crowdsec`: ticks until killed.
+/// `fail2pvefw crowdsec`: ticks until killed. A fault of our own (the
+/// state database, a policy that trapped) is logged and tried again with
+/// back-off, with a fresh policy instance (`open` makes one), so the
+/// service never crash-loops; only a bad configuration stops it, at start.
 pub fn run(
     mut service: Service,
-    session: &mut Session,
+    mut open: impl FnMut() -> Result<Session>,
     db: &mut Db,
     config: &Config,
     bound: &Bound,
 ) -> Result<String> {
+    let mut session = open()?;
     log::info(&format!(
         "crowdsec: bouncing decisions of the LAPI at {} into IPSet '{}' every {:.0} s",
         service.bouncer.cs.url,
         service.bouncer.cs.ipset,
         service.bouncer.cs.update_frequency.as_secs_f64()
     ));
+    let mut faults = 0;
     loop {
-        let wake = service.tick(session, db, config, bound)?;
-        let now = Instant::now();
-        if wake > now {
-            std::thread::sleep(wake - now);
+        match service.tick(&mut session, db, config, bound) {
+            Ok(wake) => {
+                faults = 0;
+                let now = Instant::now();
+                if wake > now {
+                    std::thread::sleep(wake - now);
+                }
+            }
+            Err(failure) => {
+                faults += 1;
+                let wait = backoff(FAULT_BACKOFF, faults);
+                log::write(
+                    log::Level::Error,
+                    "",
+                    &format!(
+                        "crowdsec: {failure}\n\nTrying again in {:.0} s; entries in PVE stay.",
+                        wait.as_secs_f64()
+                    ),
+                );
+                std::thread::sleep(wait);
+                match open() {
+                    Ok(fresh) => session = fresh,
+                    Err(failure) => log::write(log::Level::Error, "", &failure.to_string()),
+                }
+            }
         }
     }
 }
+
+/// The first wait after a fault of our own.
+const FAULT_BACKOFF: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {

@@ -15,12 +15,16 @@
 //! - writes of someone else's entry, which the host leaves alone:
 //!   `delete-manual`, `put-manual` (the entry `192.0.2.50`);
 //! - errors in odd words, which the host must judge by their case alone:
-//!   `odd-busy`, `odd-refused`, `odd-unreachable`.
+//!   `odd-busy`, `odd-refused`, `odd-unreachable`;
+//! - an `admission` that breaks the host's rules (see `admit.rs`); for it,
+//!   `validate` keeps an input made of digits and dots as it is.
+
+mod admit;
 
 mod bindings {
     wit_bindgen::generate!({
         path: "../../../wit",
-        world: "policy",
+        world: "admitting-policy",
     });
 }
 
@@ -37,6 +41,9 @@ impl Guest for Hostile {
     fn validate(req: BanRequest) -> Result<String, Error> {
         if req.ip == "garbage" {
             return Ok("\u{1b}[2J\u{1b}[31m pwned \n".repeat(500));
+        }
+        if !req.ip.is_empty() && req.ip.chars().all(|c| c.is_ascii_digit() || c == '.') {
+            return Ok(req.ip);
         }
         Ok("192.0.2.1".into())
     }
