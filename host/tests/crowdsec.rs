@@ -526,6 +526,10 @@ fn the_bouncer_key_never_appears_in_any_output() {
         bed.s.write_config(&text);
         run_all(&bed, &mut outputs);
     }
+    // The key of the file pasted into the URL.
+    bed.s
+        .write_config(&good.replace(&bed.lapi.url, &format!("http://{key}@127.0.0.1:1/")));
+    run_all(&bed, &mut outputs);
     // A key file others may read.
     bed.s.write_config(&good);
     use std::os::unix::fs::PermissionsExt;

@@ -93,6 +93,10 @@ fn deb_holds_the_files_with_their_modes() {
             "/usr/lib/systemd/system/fail2pvefw-sync.timer",
             "-rw-r--r--",
         ),
+        (
+            "/usr/lib/systemd/system/fail2pvefw-crowdsec.service",
+            "-rw-r--r--",
+        ),
         ("/usr/share/man/man1/fail2pvefw.1", "-rw-r--r--"),
         ("/usr/share/man/man1/fail2pvefw-doctor.1", "-rw-r--r--"),
         (

@@ -74,8 +74,8 @@ pub(super) fn crowdsec(
     widest: (u8, u8),
     secret: &mut dyn FnMut(&str),
 ) -> Result<CrowdSec, String> {
-    let url = file.url.unwrap_or_else(|| DEFAULT_URL.to_string());
-    let url = check_url(&url)?;
+    // The key first: a message about anything after it is scrubbed of it,
+    // even when it was pasted where it does not belong (the URL).
     let (text, key_source, key_file) = match (file.api_key, file.api_key_file) {
         (Some(_), Some(_)) => {
             return Err("[crowdsec] has both api_key and api_key_file: keep one".into());
@@ -110,6 +110,8 @@ pub(super) fn crowdsec(
             );
         }
     };
+    let url = file.url.unwrap_or_else(|| DEFAULT_URL.to_string());
+    let url = check_url(&url)?;
     let key = text.trim().to_string();
     if key.is_empty() || !key.chars().all(|c| c.is_ascii_graphic()) {
         return Err(format!(

@@ -20,6 +20,9 @@ use crate::state::meta;
 use crate::state::request::now;
 use crate::transport::lapi::{Lapi, LapiError};
 
+/// The key of the last plan (see `plan::key`).
+const PLAN_KEY: &str = "crowdsec.plan_key";
+
 /// The LAPI and the `[crowdsec]` section.
 pub struct Bouncer {
     pub cs: CrowdSec,
@@ -56,6 +59,9 @@ impl Cycle {
         } else {
             String::new()
         };
+        if p.unchanged {
+            return format!("crowdsec: {pull}{expired}; nothing to choose anew");
+        }
         format!(
             "crowdsec: {pull}{expired}; {} entries chosen, {} decisions left out; queued {} bans, {} unbans",
             p.chosen, p.left_out, p.bans, p.unbans
@@ -104,7 +110,16 @@ impl Bouncer {
         }
         plan::validate(session, db, config, &self.cs, bound, full)?;
         let budget = Budget::now(db, &self.cs, at)?;
+        let key = plan::key(db, config, &self.cs, &budget, session.has_admission())?;
+        let last = meta::get(db.conn(), PLAN_KEY).map_err(db_failure)?;
+        if !full && cycle.expired == 0 && last.as_deref() == Some(key.as_str()) {
+            cycle.planned.unchanged = true;
+            return Ok(cycle);
+        }
         cycle.planned = plan::plan(session, db, config, &self.cs, bound, &budget, at)?;
+        // The key of what the plan left behind (it queued and chose).
+        let key = plan::key(db, config, &self.cs, &budget, session.has_admission())?;
+        meta::set(db.conn(), PLAN_KEY, &key).map_err(db_failure)?;
         Ok(cycle)
     }
 }

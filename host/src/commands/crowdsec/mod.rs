@@ -24,16 +24,30 @@ pub mod service;
 use super::context::Context;
 use crate::cli::CrowdsecArgs;
 use crate::error::{Failure, Kind, Result};
+use crate::state::locks::DrainLock;
 use crate::state::stats;
 use crate::transport::lapi::LapiError;
 use bouncer::Bouncer;
 use service::{Service, send_until};
 use std::time::{Duration, Instant};
 
+/// Held by the one bouncer of a state directory for its whole run: two
+/// would pull with one key and take each other's deltas.
+const LOCK: &str = "crowdsec.lock";
+
 pub fn run(ctx: &Context, args: &CrowdsecArgs) -> Result<String> {
     let config = &ctx.config;
     let mut bouncer = Bouncer::new(config)?;
     let (mut db, bound) = ctx.state(false)?;
+    let _one = DrainLock::try_take_named(&config.state_dir, LOCK)
+        .map_err(super::errors::lock_failure)?
+        .ok_or_else(|| {
+            Failure::pve(format!(
+                "another `fail2pvefw crowdsec` runs for the state directory '{}'; this one did nothing",
+                config.state_dir.display()
+            ))
+            .hint("One bouncer per key: stop the service (systemctl stop fail2pvefw-crowdsec) before running `crowdsec --once` by hand.")
+        })?;
     if !args.once {
         let service = Service::new(bouncer);
         let open = || ctx.session_for(&bound);

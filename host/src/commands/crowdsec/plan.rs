@@ -33,6 +33,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// What a plan did.
 #[derive(Debug, Default)]
 pub struct Planned {
+    /// Nothing changed since the last plan: nothing was chosen anew.
+    pub unchanged: bool,
     /// Entries chosen for PVE.
     pub chosen: usize,
     /// Decisions left out (over the cap or the bytes, or refused).
@@ -325,11 +327,66 @@ pub fn plan(
             }
         }
     }
+    let before: HashMap<i64, (&str, Option<&str>)> = rows
+        .iter()
+        .map(|r| (r.rowid, (r.verdict.as_str(), r.why.as_deref())))
+        .collect();
     for (rowid, verdict, why) in &verdicts {
-        table::set_verdict(&tx, *rowid, verdict, why.as_deref()).map_err(db_failure)?;
+        if before.get(rowid) != Some(&(*verdict, why.as_deref())) {
+            table::set_verdict(&tx, *rowid, verdict, why.as_deref()).map_err(db_failure)?;
+        }
     }
     tx.commit().map_err(db_failure)?;
     Ok(planned)
+}
+
+/// What a plan depends on, in short: the decisions (how many, the newest,
+/// their expiries, how many await validation), what other holders keep in
+/// the IPSet, the budget and the policy. A cycle whose key is the last
+/// plan's has nothing to choose anew (a quiet delta every 10 s costs a few
+/// queries, not 20,000 candidates through the policy).
+pub fn key(
+    db: &Db,
+    config: &Config,
+    cs: &CrowdSec,
+    budget: &Budget,
+    own_admission: bool,
+) -> Result<String> {
+    let c = db.conn();
+    let decisions: (i64, i64, i64, i64) = c
+        .query_row(
+            "SELECT COUNT(*), COALESCE(MAX(rowid), 0), COALESCE(SUM(expires), 0),
+                    COALESCE(SUM(verdict = 'new'), 0) FROM crowdsec_decisions",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .map_err(db_failure)?;
+    let others: (i64, i64) = c
+        .query_row(
+            "SELECT COUNT(*), COALESCE(SUM(length(entry) * 31 + unicode(entry)), 0) FROM desired
+             WHERE ipset = ?1 AND holder <> ?2",
+            rusqlite::params![cs.ipset, HOLDER],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(db_failure)?;
+    let mine: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM desired WHERE holder = ?1",
+            rusqlite::params![HOLDER],
+            |r| r.get(0),
+        )
+        .map_err(db_failure)?;
+    Ok(format!(
+        "{decisions:?} {others:?} {mine} {:?} {} {} {:?} {:?} {} {} {:?} {own_admission}",
+        budget.max_entries,
+        budget.max_bytes,
+        cs.ipset,
+        cs.aggregate_ipv4,
+        cs.aggregate_ipv6.unwrap_or(0),
+        cs.aggregate_min,
+        config.instance,
+        config.policy,
+    ))
 }
 
 /// Local decisions: a local agent's and the admin's (`cscli`).
