@@ -449,6 +449,13 @@ fn the_service_follows_new_decisions_and_rides_out_a_lapi_outage() {
     wait_until("a deleted decision", within, || {
         bed.cidrs() == ["192.0.2.52"]
     });
+    // One bouncer per state directory: two would take each other's deltas.
+    let r = bed.run(&["crowdsec", "--once"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("another `fail2pvefw crowdsec` runs"),
+        "{r:?}"
+    );
     // The LAPI goes away: entries stay, one warning, not one per second.
     bed.lapi.stop();
     std::thread::sleep(Duration::from_secs(6));
