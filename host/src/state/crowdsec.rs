@@ -28,6 +28,9 @@ pub const ROOM: &str = "crowdsec.room";
 
 /// The holder of CrowdSec's wishes in `desired`.
 pub const HOLDER: &str = "crowdsec";
+/// The jail the requests for CrowdSec's entries name (see `admission` in
+/// the WIT): the tag reads `f2p:INSTANCE/crowdsec/EXPIRY`.
+pub const JAIL: &str = "crowdsec";
 
 /// A verdict: what became of a decision.
 pub const NEW: &str = "new";

@@ -11,14 +11,13 @@
 //! keeps CrowdSec to a little less than it holds now, so fail2ban's bans
 //! get room back.
 
-use crate::commands::crowdsec::plan::JAIL;
 use crate::commands::errors::db_failure;
 use crate::commands::status_report::CLUSTER_FW_LIMIT;
 use crate::config::{Config, CrowdSec};
 use crate::error::Result;
 use crate::log;
 use crate::runtime::session::Session;
-use crate::state::crowdsec::{self as table, HOLDER};
+use crate::state::crowdsec::{self as table, HOLDER, JAIL};
 use crate::state::db::Db;
 use crate::state::{desired, meta};
 use std::collections::HashSet;

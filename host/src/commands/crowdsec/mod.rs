@@ -4,7 +4,8 @@
 //! engines ban is one entry in PVE and leaves only when neither wants it.
 //!
 //! - `pull`: the LAPI's stream into `crowdsec_decisions` (full or delta);
-//! - `plan`: validate, admit under the budget (`budget`), queue the diff;
+//! - `plan`: `validate`, admit under the budget (`budget`), held to the
+//!   host's rules (`accept`), queue the diff;
 //! - `bouncer`: one cycle of both;
 //! - `service`: the long-lived loop, one `tick` at a time (reusable by a
 //!   resident process that does more);
@@ -14,12 +15,14 @@
 //! seconds and exits: 0 done, 1 the LAPI or PVE could not be reached, 3 a
 //! configuration error or a key the LAPI refuses.
 
+pub mod accept;
 pub mod bouncer;
 pub mod budget;
 pub mod plan;
 pub mod pull;
 pub mod report;
 pub mod service;
+pub mod validate;
 
 use super::context::Context;
 use crate::cli::CrowdsecArgs;

@@ -12,23 +12,24 @@
 //!    `crowdsec`; what left it is unbanned, what came is banned, in one
 //!    transaction, in the CrowdSec lanes (fail2ban's bans go first).
 
+use super::accept::{self, Cand};
 use super::budget::Budget;
 use crate::bindings::admission::{self, Candidate, LeftReason};
+use crate::capabilities::guard::EntryRules;
 use crate::capabilities::guard::entry::network;
-use crate::capabilities::guard::{EntryRules, Purpose};
 use crate::commands::cluster::Bound;
 use crate::commands::errors::db_failure;
 use crate::config::{Config, CrowdSec};
 use crate::error::{Failure, Result};
-use crate::log;
 use crate::runtime::session::{Remedy, Session};
-use crate::state::crowdsec::{self as table, CHOSEN, HOLDER, INVALID, RULE, Row};
+use crate::state::crowdsec::{self as table, CHOSEN, HOLDER, INVALID, JAIL, RULE};
 use crate::state::db::Db;
 use crate::state::desired::{self, Desired};
 use crate::state::queue::{self, Action, LANE_CROWDSEC_COMMUNITY, LANE_CROWDSEC_LOCAL, Request};
-use ipnet::IpNet;
 use rusqlite::TransactionBehavior;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
+
+pub use super::validate::validate;
 
 /// What a plan did.
 #[derive(Debug, Default)]
@@ -41,103 +42,6 @@ pub struct Planned {
     pub left_out: usize,
     pub bans: usize,
     pub unbans: usize,
-}
-
-/// The jail the requests for CrowdSec's entries name (see `admission` in
-/// the WIT): the tag reads `f2p:INSTANCE/crowdsec/EXPIRY`.
-pub const JAIL: &str = "crowdsec";
-
-/// Validates the rows not validated yet (`all`: every row, after a full
-/// pull: the rules may have changed). Logs one line for the newly refused.
-pub fn validate(
-    session: &mut Session,
-    db: &mut Db,
-    config: &Config,
-    cs: &CrowdSec,
-    bound: &Bound,
-    all: bool,
-) -> Result<usize> {
-    let rows = table::rows(db.conn(), !all).map_err(db_failure)?;
-    let rules = EntryRules::new(&config.rules, &bound.node_addresses);
-    let mut results = Vec::with_capacity(rows.len());
-    let mut refused = Vec::new();
-    for row in &rows {
-        let (entry, verdict, why) = judge(session, cs, &rules, row)?;
-        if verdict != table::NEW && why != row.why && matches!(verdict, INVALID | RULE) {
-            refused.push(format!("'{}': {}", row.value, why.as_deref().unwrap_or("")));
-        }
-        results.push((row.rowid, entry, verdict, why));
-    }
-    let tx = db
-        .conn_mut()
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db_failure)?;
-    for (rowid, entry, verdict, why) in &results {
-        // A chosen row stays chosen until the next plan says otherwise.
-        let keep = rows
-            .iter()
-            .find(|r| r.rowid == *rowid)
-            .filter(|r| r.entry.as_deref() == entry.as_deref() && *verdict == table::NEW)
-            .map(|r| r.verdict.as_str())
-            .filter(|v| *v != INVALID && *v != RULE);
-        let verdict = keep.unwrap_or(verdict);
-        table::set(&tx, *rowid, entry.as_deref(), verdict, why.as_deref()).map_err(db_failure)?;
-    }
-    tx.commit().map_err(db_failure)?;
-    if let Some(first) = refused.first() {
-        let more = match refused.len() {
-            1 => String::new(),
-            n => format!(" (and {} more; `fail2pvefw status` counts them)", n - 1),
-        };
-        log::info(&format!("crowdsec: not applicable: {first}{more}"));
-    }
-    Ok(results.len())
-}
-
-/// What the policy and the rules make of one decision's value: the entry,
-/// `new` (valid, not planned yet), `invalid` or `rule`, and words.
-fn judge(
-    session: &mut Session,
-    cs: &CrowdSec,
-    rules: &EntryRules,
-    row: &Row,
-) -> Result<(Option<String>, &'static str, Option<String>)> {
-    let scope = row.scope.to_ascii_lowercase();
-    if scope != "ip" && scope != "range" {
-        return Ok((
-            None,
-            INVALID,
-            Some(format!(
-                "scope '{}' is not an address or a network",
-                row.scope
-            )),
-        ));
-    }
-    let req = Request {
-        ip: row.value.clone(),
-        ipset: cs.ipset.clone(),
-        jail: Some(JAIL.into()),
-        ..Request::default()
-    };
-    let entry = match session.validate(&req)? {
-        Ok(entry) => entry,
-        Err(reported) => {
-            let why = reported.failure.message;
-            return Ok((None, INVALID, Some(why)));
-        }
-    };
-    if let Err(why) = rules.check(&entry, Purpose::Ban) {
-        return Ok((Some(entry), RULE, Some(why)));
-    }
-    Ok((Some(entry), table::NEW, None))
-}
-
-/// One candidate as the host keeps it.
-struct Cand<'a> {
-    row: &'a Row,
-    entry: &'a str,
-    net: Option<IpNet>,
-    local: bool,
 }
 
 /// Chooses and queues. `budget` says what CrowdSec's entries may cost now.
@@ -171,7 +75,7 @@ pub fn plan(
                 row: r,
                 entry,
                 net: network(entry),
-                local: is_local(&r.origin),
+                local: accept::is_local(&r.origin),
             })
         })
         .collect();
@@ -216,7 +120,7 @@ pub fn plan(
             _ => r.failure,
         })?;
     let rules = EntryRules::new(&config.rules, &bound.node_addresses);
-    let chosen = hold_to_rules(
+    let chosen = accept::hold_to_rules(
         &answer.chosen,
         &cands,
         &rules,
@@ -226,7 +130,7 @@ pub fn plan(
     );
 
     // Each candidate's verdict.
-    let chosen_nets = NetIndex::new(chosen.iter().map(|c| c.entry.as_str()));
+    let chosen_nets = accept::NetIndex::new(chosen.iter().map(|c| c.entry.as_str()));
     let chosen_entries: HashSet<&str> = chosen.iter().map(|c| c.entry.as_str()).collect();
     let reasons: HashMap<&str, &admission::LeftOut> = answer
         .left_out
@@ -387,169 +291,4 @@ pub fn key(
         config.instance,
         config.policy,
     ))
-}
-
-/// Local decisions: a local agent's and the admin's (`cscli`).
-pub fn is_local(origin: &str) -> bool {
-    matches!(origin, "crowdsec" | "cscli" | "cscli-import")
-}
-
-/// A chosen entry the host accepted.
-pub struct Accepted {
-    pub entry: String,
-    pub comment: String,
-    /// The latest expiry among the decisions it covers.
-    pub expires: i64,
-    /// Whether it covers a local decision (its lane).
-    pub local: bool,
-}
-
-/// The host's own rules over the policy's answer: an entry that is no
-/// candidate's, and no network that passes the guard and contains one, is
-/// dropped; past the cap or the bytes (as PVE writes the lines), in the
-/// answer's order, the rest is left out.
-fn hold_to_rules(
-    chosen: &[admission::Chosen],
-    cands: &[Cand],
-    rules: &EntryRules,
-    budget: &Budget,
-    shared: &HashSet<&str>,
-    instance: &str,
-) -> Vec<Accepted> {
-    let mut by_entry: HashMap<&str, Vec<&Cand>> = HashMap::new();
-    for c in cands {
-        by_entry.entry(c.entry).or_default().push(c);
-    }
-    let mut out: Vec<Accepted> = Vec::new();
-    let mut seen: HashSet<&str> = HashSet::new();
-    let (mut count, mut bytes) = (0u64, 0u64);
-    let (mut invented, mut over) = (Vec::new(), 0usize);
-    for ch in chosen {
-        if !seen.insert(ch.entry.as_str()) {
-            continue;
-        }
-        let covered = by_entry.get(ch.entry.as_str());
-        if covered.is_none() {
-            // An aggregate: a network the guard allows, holding a candidate.
-            let holds = network(&ch.entry).is_some_and(|n| {
-                rules.check(&ch.entry, Purpose::Ban).is_ok()
-                    && cands.iter().any(|c| c.net.is_some_and(|m| n.contains(&m)))
-            });
-            if !holds {
-                invented.push(ch.entry.clone());
-                continue;
-            }
-        }
-        let comment = tidy(&ch.comment);
-        let expires = covered
-            .and_then(|cs| cs.iter().map(|c| c.row.expires).max())
-            .unwrap_or(0);
-        if !shared.contains(ch.entry.as_str()) {
-            // Expiries of a time to come all have as many digits.
-            let at = expires.max(budget.now + 1);
-            let line = super::budget::line_bytes(&ch.entry, &comment, instance, at);
-            if budget.max_entries.is_some_and(|m| count >= u64::from(m))
-                || bytes + line > budget.max_bytes
-            {
-                over += 1;
-                continue;
-            }
-            count += 1;
-            bytes += line;
-        }
-        out.push(Accepted {
-            entry: ch.entry.clone(),
-            comment,
-            expires,
-            local: covered.is_some_and(|cs| cs.iter().any(|c| c.local)),
-        });
-    }
-    // A network holds the decisions inside it: its expiry is the latest of
-    // theirs, its lane the best. One lookup per candidate and prefix length.
-    let mut nets: BTreeMap<(bool, u8), HashMap<IpNet, usize>> = BTreeMap::new();
-    for (i, a) in out.iter().enumerate() {
-        if let Some(n) = network(&a.entry).filter(|n| n.prefix_len() < n.max_prefix_len()) {
-            let v4 = matches!(n, IpNet::V4(_));
-            nets.entry((v4, n.prefix_len())).or_default().insert(n, i);
-        }
-    }
-    if !nets.is_empty() {
-        for c in cands {
-            let Some(m) = c.net else { continue };
-            let v4 = matches!(m, IpNet::V4(_));
-            for ((family, len), by_net) in &nets {
-                if *family != v4 || *len > m.prefix_len() {
-                    continue;
-                }
-                let Ok(wide) = IpNet::new(m.addr(), *len) else {
-                    continue;
-                };
-                if let Some(&i) = by_net.get(&wide.trunc()) {
-                    out[i].expires = out[i].expires.max(c.row.expires);
-                    out[i].local |= c.local;
-                }
-            }
-        }
-    }
-    if let Some(first) = invented.first() {
-        log::warn(&format!(
-            "crowdsec: the policy chose {} entr{} that no decision asks for and no allowed network holds (e.g. '{first}'); the host left {} out",
-            invented.len(),
-            if invented.len() == 1 { "y" } else { "ies" },
-            if invented.len() == 1 { "it" } else { "them" },
-        ));
-    }
-    if over > 0 {
-        log::warn(&format!(
-            "crowdsec: the policy chose {over} entr{} beyond the budget ({}); the host left {} out",
-            if over == 1 { "y" } else { "ies" },
-            budget.entries_words(),
-            if over == 1 { "it" } else { "them" },
-        ));
-    }
-    out.into_iter().filter(|a| a.expires > budget.now).collect()
-}
-
-/// Networks by family and prefix length: which one holds a network, with
-/// one lookup per prefix length.
-struct NetIndex<'a> {
-    by_len: BTreeMap<(bool, u8), HashMap<IpNet, &'a str>>,
-}
-
-impl<'a> NetIndex<'a> {
-    fn new(entries: impl Iterator<Item = &'a str>) -> NetIndex<'a> {
-        let mut by_len: BTreeMap<(bool, u8), HashMap<IpNet, &'a str>> = BTreeMap::new();
-        for entry in entries {
-            if let Some(n) = network(entry).filter(|n| n.prefix_len() < n.max_prefix_len()) {
-                let v4 = matches!(n, IpNet::V4(_));
-                by_len
-                    .entry((v4, n.prefix_len()))
-                    .or_default()
-                    .insert(n, entry);
-            }
-        }
-        NetIndex { by_len }
-    }
-
-    /// The widest network strictly around `net`.
-    fn widest_around(&self, net: IpNet) -> Option<&'a str> {
-        let v4 = matches!(net, IpNet::V4(_));
-        self.by_len
-            .iter()
-            .filter(|((family, len), _)| *family == v4 && *len < net.prefix_len())
-            .find_map(|((_, len), by_net)| {
-                let wide = IpNet::new(net.addr(), *len).ok()?.trunc();
-                by_net.get(&wide).copied()
-            })
-    }
-}
-
-/// A comment fit for `cluster.fw`: one line, short, claiming no owner.
-fn tidy(comment: &str) -> String {
-    let text: String = log::sanitize(comment)
-        .split(' ')
-        .filter(|w| !w.starts_with("f2p:"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    text.trim().chars().take(100).collect()
 }
