@@ -32,7 +32,16 @@ fn main() {
             .unwrap_or_else(|e| panic!("cannot copy FAIL2PVEFW_POLICY_WASM '{prebuilt}': {e}"));
         return;
     }
-    for watched in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock"] {
+    // The default policy is built on the SDK (`sdk/`).
+    for watched in [
+        "guest/src",
+        "guest/Cargo.toml",
+        "sdk/src",
+        "sdk/Cargo.toml",
+        "sdk/wit",
+        "wit",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 

@@ -61,3 +61,19 @@ pub fn other_version(name: &str) -> Option<&str> {
     let same = version == wanted || version.starts_with(&format!("{wanted}."));
     (ours && !same).then_some(version)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The SDK vendors the WIT it targets; this file is the canonical copy
+    /// the host builds against.
+    #[test]
+    fn the_sdks_wit_is_the_hosts() {
+        let host = include_str!("../../wit/policy.wit");
+        let sdk = include_str!("../../sdk/wit/policy.wit");
+        assert!(
+            host == sdk,
+            "sdk/wit/policy.wit differs from wit/policy.wit, the canonical copy; \
+             after changing the WIT run: cp wit/policy.wit sdk/wit/policy.wit"
+        );
+    }
+}

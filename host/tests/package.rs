@@ -97,6 +97,12 @@ fn deb_holds_the_files_with_their_modes() {
             "/usr/lib/systemd/system/fail2pvefw-crowdsec.service",
             "-rw-r--r--",
         ),
+        (
+            "/usr/lib/systemd/system/fail2pvefw-dns.service",
+            "-rw-r--r--",
+        ),
+        ("/usr/lib/systemd/system/fail2pvefw-dns.timer", "-rw-r--r--"),
+        ("/usr/share/man/man1/fail2pvefw-dns.1", "-rw-r--r--"),
         ("/usr/share/man/man1/fail2pvefw.1", "-rw-r--r--"),
         ("/usr/share/man/man1/fail2pvefw-doctor.1", "-rw-r--r--"),
         (
@@ -148,6 +154,9 @@ fn deb_holds_the_files_with_their_modes() {
         service.contains("ExecStart=/usr/bin/fail2pvefw sync"),
         "{service}"
     );
+    let timer =
+        std::fs::read_to_string(root.join("usr/lib/systemd/system/fail2pvefw-dns.timer")).unwrap();
+    assert!(timer.contains("OnUnitActiveSec=5min"), "{timer}");
     let example = std::fs::read_to_string(root.join("etc/fail2pvefw/config.toml")).unwrap();
     assert_eq!(
         example,

@@ -166,3 +166,133 @@ fn sandbox_shows_someone_elses_entry_left_alone() {
     assert!(saved.contains("enable: 1"), "{saved}");
     assert!(saved.contains("IN DROP -source +dc/fail2ban"), "{saved}");
 }
+
+// See: issue 15, deliverable 6
+#[test]
+fn sandbox_shows_the_escalation_in_one_run() {
+    let policy = wasm_build::example_policy().to_str().unwrap();
+    let r = run_binary(&[
+        "--policy",
+        policy,
+        "sandbox",
+        "ban",
+        "203.0.113.1",
+        "ban",
+        "203.0.113.2",
+        "ban",
+        "203.0.113.3",
+        "--bantime",
+        "600",
+        "unban",
+        "203.0.113.1",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for expected in [
+        "$ ban 203.0.113.1\n",
+        "  = added 203.0.113.1 (1 of 3 in 203.0.113.0/24)\n",
+        "$ ban 203.0.113.3\n",
+        "  = escalated to 203.0.113.0/24: banned the subnet, removed 3 member entries\n",
+        "  = 203.0.113.0/24 stays banned for 2 more members\n",
+        "IPSet 'fail2ban' (1 entry):\n  203.0.113.0/24 # [",
+        "store of 'subnet-escalation' (1 key):\n  escalated/203.0.113.0/24 = ",
+    ] {
+        assert!(r.stdout.contains(expected), "{expected:?} in {r:?}");
+    }
+    // The words were in the transcript; nothing more after the store.
+    let last = r.stdout.lines().last().unwrap();
+    assert!(last.starts_with("  escalated/203.0.113.0/24 = "), "{r:?}");
+}
+
+// See: issue 15, deliverable 6
+#[test]
+fn sandbox_store_settings_and_script_carry_a_policys_state() {
+    let policy = wasm_build::example_policy().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (fw, store) = (path("cluster.fw"), path("store.json"));
+    let files = ["--seed", &fw, "--save", &fw, "--store", &store];
+    // Options before the command, as in the main CLI: -i and --setting.
+    let first = [
+        &[
+            "--policy",
+            policy,
+            "sandbox",
+            "-i",
+            "blocklist",
+            "--setting",
+            "threshold=2",
+        ][..],
+        &files,
+        &["ban", "198.51.100.1"],
+    ]
+    .concat();
+    let r = run_binary(&first);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("added 198.51.100.1 (1 of 2 in 198.51.100.0/24)"),
+        "{r:?}"
+    );
+    let saved = std::fs::read_to_string(&store).unwrap();
+    assert!(saved.contains("\"hits/198.51.100.0/24\""), "{saved}");
+    // The next run goes on from the store: the second ban escalates. The
+    // commands come from a script on stdin, the options after them.
+    let second = [
+        &["--policy", policy, "sandbox", "--script", "-"][..],
+        &files,
+        &["-i", "blocklist", "--setting", "policy.threshold=2"],
+    ]
+    .concat();
+    let script = "# one per line\nban 198.51.100.2 -c 'second one'\ncheck\n";
+    let r = support::run_binary_with_stdin(&second, script);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains(
+            "  = escalated to 198.51.100.0/24: banned the subnet, removed 2 member entries"
+        ),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("$ check\n"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("IPSet 'blocklist' (1 entry):\n  198.51.100.0/24 #"),
+        "{r:?}"
+    );
+    let saved = std::fs::read_to_string(&store).unwrap();
+    assert!(saved.contains("\"escalated/198.51.100.0/24\""), "{saved}");
+    assert!(!saved.contains("hits/"), "{saved}");
+}
+
+// See: issue 15, deliverable 6
+#[test]
+fn sandbox_stops_at_the_first_failing_command_with_its_exit_code() {
+    let r = run_binary(&[
+        "sandbox",
+        "ban",
+        "192.0.2.1",
+        "ban",
+        "010.0.0.1",
+        "ban",
+        "192.0.2.3",
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("  ! ban '010.0.0.1': '010.0.0.1' is not an IP address"),
+        "{r:?}"
+    );
+    assert!(!r.stdout.contains("$ ban 192.0.2.3"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("IPSet 'fail2ban' (1 entry):\n  192.0.2.1 #"),
+        "{r:?}"
+    );
+    let r = run_binary(&["sandbox", "frobnicate"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("script");
+    std::fs::write(&script, "ban 192.0.2.1\nunban\n").unwrap();
+    let r = run_binary(&["sandbox", "--script", script.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("line 2"), "{r:?}");
+}

@@ -1,374 +1,394 @@
-//! The escalation, over [`Pve`] and [`Store`] so that it runs natively in
-//! tests.
+//! The escalation, on the SDK's imports and conventions.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use fail2pvefw_sdk::cidr::{self, Cidr};
+use fail2pvefw_sdk::ipset::{self, IpsetName};
+use fail2pvefw_sdk::{BanRequest, Error, Owner, clock, comment, policy, settings, store};
 
-/// An HTTP answer from PVE.
-pub struct Answer {
-    pub status: u16,
-    pub reason: String,
-    pub body: String,
+/// A member of a subnet: its address and when its ban ends (`None`:
+/// never), with the second it was banned for the window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Member {
+    addr: String,
+    at: i64,
+    expires: Option<i64>,
 }
 
-/// Why a call failed (the WIT `error`, simplified).
-#[derive(Debug, PartialEq, Eq)]
-pub enum Failure {
-    Invalid(String),
-    Denied(String),
-    Refused(u16, String),
-    Unreachable(String),
-}
-
-pub trait Pve {
-    fn request(
-        &mut self,
-        method: &str,
-        path: &str,
-        params: &[(&str, &str)],
-    ) -> Result<Answer, Failure>;
-}
-
-pub trait Store {
-    fn get(&mut self, key: &str) -> Option<String>;
-    fn set(&mut self, key: &str, value: &str) -> Result<(), Failure>;
-    fn delete(&mut self, key: &str);
-}
-
-pub struct Escalation {
-    /// Different addresses in one subnet that make it a subnet ban.
-    pub threshold: usize,
-    /// Seconds within which they must come.
-    pub window: u64,
-    pub now: u64,
-}
-
-/// The entry PVE stores for a single address: IPv4 dotted, IPv6 as Rust
-/// prints it (PVE keeps an IPv6 address without prefix verbatim).
-pub fn entry(input: &str) -> Result<String, Failure> {
-    address(input).map(|a| a.to_string())
-}
-
-fn address(input: &str) -> Result<IpAddr, Failure> {
-    input
-        .parse::<IpAddr>()
-        .map_err(|_| Failure::Invalid(format!("'{input}' is not a single IPv4 or IPv6 address")))
-}
-
-/// The /24 or /64 around an address, as PVE stores it.
-pub fn subnet(addr: IpAddr) -> String {
-    match addr {
-        IpAddr::V4(v4) => format!("{}/24", Ipv4Addr::from(u32::from(v4) & !0xff)),
-        IpAddr::V6(v6) => format!("{}/64", Ipv6Addr::from(u128::from(v6) & !(u128::MAX >> 64))),
+/// The IPSet and the one address of a request, as PVE stores it.
+pub fn member(req: &BanRequest) -> Result<(IpsetName, Cidr), Error> {
+    let single = cidr::normalize(&req.ip).map_err(Error::InvalidInput)?;
+    if !single.is_host() {
+        return Err(Error::InvalidInput(format!(
+            "{} is a network: this policy bans single addresses (and escalates to their subnet)",
+            cidr::quote(&req.ip)
+        )));
     }
+    policy::checked(req)
 }
 
-/// An entry's comment: `text` on one line, then the ownership tag
-/// `f2p:INSTANCE/JAIL/-` (no expiry: this policy removes its entries on
-/// unban, `sync` never does).
-pub fn comment(text: &str, instance: &str, jail: Option<&str>) -> String {
-    let name = |s: &str| -> String {
-        let kept: String = s
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
-            .take(32)
-            .collect();
-        if kept.is_empty() || kept == "-" {
-            "-".into()
-        } else {
-            kept
-        }
-    };
-    let text: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .split_whitespace()
-        .filter(|w| !w.starts_with("f2p:"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let instance = match name(instance).as_str() {
-        "-" => "fail2pvefw".to_string(),
-        kept => kept.to_string(),
-    };
-    let jail = jail.map_or_else(|| "-".to_string(), name);
-    format!("{text} f2p:{instance}/{jail}/-")
-}
-
-fn path(ipset: &str, entry: Option<&str>) -> String {
-    match entry {
-        None => format!("/cluster/firewall/ipset/{ipset}"),
-        Some(e) => format!("/cluster/firewall/ipset/{ipset}/{}", e.replace('/', "%2F")),
-    }
-}
-
-fn judged(answer: Answer) -> Result<(), Failure> {
-    let duplicate = answer.status == 400 && answer.body.contains("already exists");
-    if (200..300).contains(&answer.status) || duplicate {
-        Ok(())
+/// The /24 or /64 around an address.
+fn subnet(member: &Cidr) -> Cidr {
+    member.widen(if member.net().addr().is_ipv4() {
+        24
     } else {
-        Err(Failure::Refused(answer.status, answer.reason))
+        64
+    })
+}
+
+pub fn ban(req: &BanRequest) -> Result<String, Error> {
+    let (set, addr) = member(req)?;
+    let net = subnet(&addr);
+    let at = comment::banned_at(req);
+    let this = Member {
+        addr: addr.to_string(),
+        at,
+        expires: req.owner(at).expires,
+    };
+    let escalated_key = format!("escalated/{net}");
+    let mut members = live(load(&escalated_key), at);
+    if !members.is_empty() {
+        members.retain(|m| m.addr != this.addr);
+        members.push(this);
+        keep_subnet(req, &set, &net, at, &members)?;
+        save(&escalated_key, &members)?;
+        return Ok(format!("{addr} is covered by the banned subnet {net}"));
+    }
+    let threshold = settings::policy("threshold", 3usize)?.max(2);
+    let window = settings::policy("window", 3600i64)?;
+    let hits_key = format!("hits/{net}");
+    let mut hits: Vec<Member> = live(load(&hits_key), at)
+        .into_iter()
+        .filter(|m| at - m.at <= window && m.addr != this.addr)
+        .collect();
+    hits.push(this);
+    if hits.len() < threshold {
+        ipset::add(&set, addr.as_str(), &comment::for_ban(req))?;
+        save(&hits_key, &hits)?;
+        return Ok(format!(
+            "added {addr} ({} of {threshold} in {net})",
+            hits.len()
+        ));
+    }
+    keep_subnet(req, &set, &net, at, &hits)?;
+    for m in &hits {
+        ipset::remove(&set, &m.addr)?;
+    }
+    save(&escalated_key, &hits)?;
+    store::delete(&hits_key);
+    Ok(format!(
+        "escalated to {net}: banned the subnet, removed {} member entries",
+        hits.len()
+    ))
+}
+
+pub fn unban(req: &BanRequest) -> Result<String, Error> {
+    let (set, addr) = member(req)?;
+    let net = subnet(&addr);
+    let escalated_key = format!("escalated/{net}");
+    let members = load(&escalated_key);
+    if !members.is_empty() {
+        let rest: Vec<Member> = members
+            .into_iter()
+            .filter(|m| m.addr != addr.as_str())
+            .collect();
+        if !rest.is_empty() {
+            save(&escalated_key, &rest)?;
+            return Ok(format!(
+                "{net} stays banned for {} more members",
+                rest.len()
+            ));
+        }
+        ipset::remove(&set, net.as_str())?;
+        store::delete(&escalated_key);
+        return Ok(format!("last member unbanned: removed {net}"));
+    }
+    ipset::remove(&set, addr.as_str())?;
+    let hits_key = format!("hits/{net}");
+    let rest: Vec<Member> = load(&hits_key)
+        .into_iter()
+        .filter(|m| m.addr != addr.as_str())
+        .collect();
+    save(&hits_key, &rest)?;
+    Ok(format!("{addr} is not in IPSet '{set}' any more"))
+}
+
+/// Makes PVE hold the subnet with the tag of the latest member ban: adds
+/// it if it is missing (PVE lost it), or rewrites its comment (a PUT) when
+/// a member's ban now ends later than its tag says. No write when it is
+/// already right.
+fn keep_subnet(
+    req: &BanRequest,
+    set: &IpsetName,
+    net: &Cidr,
+    at: i64,
+    members: &[Member],
+) -> Result<(), Error> {
+    let owner = Owner {
+        expires: latest(members),
+        ..req.owner(at)
+    };
+    let text = format!("subnet-escalation: {} bans in {net}", members.len());
+    let wanted = comment::tagged(at, clock::local_offset(at), &text, &owner);
+    match ipset::get(set, net.as_str())? {
+        // Missing (PVE lost it): add it. Already there by now is as good.
+        None => {
+            ipset::add(set, net.as_str(), &wanted)?;
+        }
+        Some(found) => {
+            let theirs = found.owner.as_ref();
+            let ours = theirs.is_some_and(|o| o.instance == owner.instance);
+            let shorter = theirs.is_some_and(|o| later(owner.expires, o.expires));
+            if ours && shorter {
+                ipset::set_comment(set, net.as_str(), &wanted)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The latest end of the members' bans; `None` (permanent) if one is.
+fn latest(members: &[Member]) -> Option<i64> {
+    members
+        .iter()
+        .map(|m| m.expires)
+        .try_fold(i64::MIN, |acc, e| e.map(|e| acc.max(e)))
+}
+
+/// Whether the end `a` is later than `b` (`None` is never).
+fn later(a: Option<i64>, b: Option<i64>) -> bool {
+    match (a, b) {
+        (None, Some(_)) => true,
+        (Some(a), Some(b)) => a > b,
+        (_, None) => false,
     }
 }
 
-fn post(pve: &mut impl Pve, ipset: &str, cidr: &str, comment: &str) -> Result<(), Failure> {
-    judged(pve.request(
-        "POST",
-        &path(ipset, None),
-        &[("cidr", cidr), ("comment", comment)],
-    )?)
-}
-
-fn delete(pve: &mut impl Pve, ipset: &str, cidr: &str) -> Result<(), Failure> {
-    judged(pve.request("DELETE", &path(ipset, Some(cidr)), &[])?)
-}
-
-/// `start`/`check`: the IPSet answers.
-pub fn read_ipset(pve: &mut impl Pve, ipset: &str) -> Result<String, Failure> {
-    judged(pve.request("GET", &path(ipset, None), &[])?)?;
-    Ok(format!("IPSet '{ipset}' exists (subnet-escalation policy)"))
-}
-
-fn words(value: Option<String>) -> Vec<String> {
-    value
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_string)
+/// The members whose ban has not ended at `at`.
+fn live(members: Vec<Member>, at: i64) -> Vec<Member> {
+    members
+        .into_iter()
+        .filter(|m| m.expires.is_none_or(|e| e > at))
         .collect()
 }
 
-impl Escalation {
-    pub fn ban(
-        &self,
-        pve: &mut impl Pve,
-        store: &mut impl Store,
-        ipset: &str,
-        input: &str,
-        comment: &str,
-    ) -> Result<String, Failure> {
-        let addr = entry(input)?;
-        let net = subnet(address(input)?);
-        let escalated_key = format!("escalated/{net}");
-        if let Some(members) = store.get(&escalated_key) {
-            let mut members = words(Some(members));
-            if !members.contains(&addr) {
-                members.push(addr.clone());
-            }
-            post(pve, ipset, &net, comment)?; // heals a lost subnet entry
-            store.set(&escalated_key, &members.join(" "))?;
-            return Ok(format!("{addr} is covered by the banned subnet {net}"));
-        }
-        let hits_key = format!("hits/{net}");
-        let mut hits: Vec<(String, u64)> = words(store.get(&hits_key))
-            .iter()
-            .filter_map(|w| w.split_once('@'))
-            .filter_map(|(a, t)| Some((a.to_string(), t.parse().ok()?)))
-            .filter(|(a, t)| self.now.saturating_sub(*t) <= self.window && *a != addr)
-            .collect();
-        hits.push((addr.clone(), self.now));
-        if hits.len() < self.threshold {
-            post(pve, ipset, &addr, comment)?;
-            let text: Vec<String> = hits.iter().map(|(a, t)| format!("{a}@{t}")).collect();
-            store.set(&hits_key, &text.join(" "))?;
-            return Ok(format!(
-                "added {addr} ({} of {} in {net})",
-                hits.len(),
-                self.threshold
-            ));
-        }
-        // The subnet's comment says why, and keeps the ban's tag.
-        let tag = comment.rsplit(' ').next().unwrap_or_default();
-        let why = format!("subnet-escalation: {} bans in {net} {tag}", hits.len());
-        post(pve, ipset, &net, why.trim_end())?;
-        let members: Vec<String> = hits.into_iter().map(|(a, _)| a).collect();
-        for member in &members {
-            delete(pve, ipset, member)?;
-        }
-        store.set(&escalated_key, &members.join(" "))?;
-        store.delete(&hits_key);
-        Ok(format!(
-            "escalated to {net}: banned the subnet, removed {} member entries",
-            members.len()
-        ))
-    }
+/// `ADDR@AT@EXPIRES …`, EXPIRES `-` for a permanent ban.
+fn load(key: &str) -> Vec<Member> {
+    store::get(key)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|word| {
+            let mut parts = word.split('@');
+            let (addr, at, expires) = (parts.next()?, parts.next()?, parts.next()?);
+            Some(Member {
+                addr: addr.to_string(),
+                at: at.parse().ok()?,
+                expires: match expires {
+                    "-" => None,
+                    e => Some(e.parse().ok()?),
+                },
+            })
+        })
+        .collect()
+}
 
-    pub fn unban(
-        &self,
-        pve: &mut impl Pve,
-        store: &mut impl Store,
-        ipset: &str,
-        input: &str,
-    ) -> Result<String, Failure> {
-        let addr = entry(input)?;
-        let net = subnet(address(input)?);
-        let escalated_key = format!("escalated/{net}");
-        if let Some(members) = store.get(&escalated_key) {
-            let rest: Vec<String> = words(Some(members))
-                .into_iter()
-                .filter(|m| *m != addr)
-                .collect();
-            if !rest.is_empty() {
-                store.set(&escalated_key, &rest.join(" "))?;
-                return Ok(format!(
-                    "{net} stays banned for {} more members",
-                    rest.len()
-                ));
-            }
-            delete(pve, ipset, &net)?;
-            store.delete(&escalated_key);
-            return Ok(format!("last member unbanned: removed {net}"));
-        }
-        delete(pve, ipset, &addr)?;
-        let hits_key = format!("hits/{net}");
-        let rest: Vec<String> = words(store.get(&hits_key))
-            .into_iter()
-            .filter(|w| !w.starts_with(&format!("{addr}@")))
-            .collect();
-        if rest.is_empty() {
-            store.delete(&hits_key);
-        } else {
-            store.set(&hits_key, &rest.join(" "))?;
-        }
-        Ok(format!("{addr} is not in IPSet '{ipset}' any more"))
+fn save(key: &str, members: &[Member]) -> Result<(), Error> {
+    if members.is_empty() {
+        store::delete(key);
+        return Ok(());
     }
+    let text: Vec<String> = members
+        .iter()
+        .map(|m| {
+            let expires = m.expires.map_or("-".to_string(), |e| e.to_string());
+            format!("{}@{}@{expires}", m.addr, m.at)
+        })
+        .collect();
+    store::set(key, &text.join(" "))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use std::collections::{BTreeMap, BTreeSet};
+    use crate::SubnetEscalation as P;
+    use fail2pvefw_sdk::ipset::{self, IpsetName};
+    use fail2pvefw_sdk::test_host::TestHost;
+    use fail2pvefw_sdk::{BanRequest, Error, Policy};
 
-    #[derive(Default)]
-    struct Fake {
-        set: BTreeSet<String>,
-        kv: BTreeMap<String, String>,
+    fn host() -> TestHost {
+        TestHost::new()
+            .ipset("fail2ban")
+            .instance("web01")
+            .setting("policy.window", "600")
+            .at(1_700_000_000)
     }
 
-    impl Pve for Fake {
-        fn request(
-            &mut self,
-            method: &str,
-            path: &str,
-            params: &[(&str, &str)],
-        ) -> Result<Answer, Failure> {
-            let ok = Answer {
-                status: 200,
-                reason: "OK".into(),
-                body: "{}".into(),
-            };
-            match method {
-                "POST" => {
-                    self.set.insert(params[0].1.to_string());
-                }
-                "DELETE" => {
-                    let cidr = path.rsplit('/').next().unwrap().replace("%2F", "/");
-                    self.set.remove(&cidr);
-                }
-                _ => {}
-            }
-            Ok(ok)
-        }
-    }
-
-    impl Store for Fake {
-        fn get(&mut self, key: &str) -> Option<String> {
-            self.kv.get(key).cloned()
-        }
-        fn set(&mut self, key: &str, value: &str) -> Result<(), Failure> {
-            self.kv.insert(key.into(), value.into());
-            Ok(())
-        }
-        fn delete(&mut self, key: &str) {
-            self.kv.remove(key);
-        }
-    }
-
-    fn esc(now: u64) -> Escalation {
-        Escalation {
-            threshold: 3,
-            window: 600,
-            now,
-        }
-    }
-
-    fn ban(f: &mut Fake, now: u64, ip: &str) {
-        let (mut pve, mut store) = (std::mem::take(&mut f.set), std::mem::take(&mut f.kv));
-        let mut p = Fake {
-            set: std::mem::take(&mut pve),
-            kv: BTreeMap::new(),
+    /// A ban of `ip` for `bantime` seconds (jail sshd) at the host's now.
+    fn ban(host: &mut TestHost, ip: &str, bantime: i64) -> String {
+        let req = BanRequest {
+            jail: Some("sshd".into()),
+            bantime: Some(bantime),
+            ..host.request(ip)
         };
-        let mut s = Fake {
-            set: BTreeSet::new(),
-            kv: std::mem::take(&mut store),
-        };
-        esc(now).ban(&mut p, &mut s, "f2b", ip, "c").unwrap();
-        f.set = p.set;
-        f.kv = s.kv;
-    }
-
-    fn unban(f: &mut Fake, ip: &str) {
-        let mut p = Fake {
-            set: std::mem::take(&mut f.set),
-            kv: BTreeMap::new(),
-        };
-        let mut s = Fake {
-            set: BTreeSet::new(),
-            kv: std::mem::take(&mut f.kv),
-        };
-        esc(0).unban(&mut p, &mut s, "f2b", ip).unwrap();
-        f.set = p.set;
-        f.kv = s.kv;
-    }
-
-    fn set(f: &Fake) -> Vec<&str> {
-        f.set.iter().map(String::as_str).collect()
+        host.ban_with::<P>(&req).unwrap()
     }
 
     #[test]
     fn third_ban_in_a_24_bans_the_subnet_and_removes_members() {
-        let mut f = Fake::default();
-        ban(&mut f, 100, "203.0.113.1");
-        ban(&mut f, 110, "203.0.113.2");
-        assert_eq!(set(&f), ["203.0.113.1", "203.0.113.2"]);
-        ban(&mut f, 120, "203.0.113.3");
-        assert_eq!(set(&f), ["203.0.113.0/24"]);
+        let mut host = host();
+        assert_eq!(
+            ban(&mut host, "203.0.113.1", 600),
+            "added 203.0.113.1 (1 of 3 in 203.0.113.0/24)"
+        );
+        host.advance(10);
+        ban(&mut host, "203.0.113.2", 600);
+        assert_eq!(host.cidrs("fail2ban"), ["203.0.113.1", "203.0.113.2"]);
+        host.advance(10);
+        host.take_calls();
+        assert_eq!(
+            ban(&mut host, "203.0.113.3", 900),
+            "escalated to 203.0.113.0/24: banned the subnet, removed 3 member entries"
+        );
+        assert_eq!(host.cidrs("fail2ban"), ["203.0.113.0/24"]);
+        let subnet = &host.entries("fail2ban")[0];
+        // Tagged with the latest end of its members' bans.
+        let owner = subnet.owner.as_ref().unwrap();
+        assert_eq!(
+            (owner.instance.as_str(), owner.expires),
+            ("web01", Some(1_700_000_920))
+        );
+        assert!(
+            subnet.comment.as_deref().unwrap().starts_with(
+                "[2023/11/14 22:13:40] subnet-escalation: 3 bans in 203.0.113.0/24 f2p:"
+            ),
+            "{subnet:?}"
+        );
+        let writes: Vec<String> = host
+            .writes()
+            .iter()
+            .map(|c| format!("{} {}", c.method, c.path))
+            .collect();
+        assert_eq!(
+            writes,
+            [
+                "POST /cluster/firewall/ipset/fail2ban",
+                "DELETE /cluster/firewall/ipset/fail2ban/203.0.113.1",
+                "DELETE /cluster/firewall/ipset/fail2ban/203.0.113.2",
+                "DELETE /cluster/firewall/ipset/fail2ban/203.0.113.3",
+            ]
+        );
+        // `entries` (the SDK's default) says the subnet is ours.
+        let entries = host.run(|| P::entries("fail2ban")).unwrap();
+        assert_eq!(entries[0].owner.as_ref().unwrap().instance, "web01");
+    }
+
+    #[test]
+    fn a_later_member_ban_extends_the_subnets_expiry_and_a_restored_one_writes_nothing() {
+        let mut host = host();
+        for ip in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+            ban(&mut host, ip, 600);
+        }
+        host.take_calls();
+        host.advance(100);
+        assert_eq!(
+            ban(&mut host, "203.0.113.9", 3600),
+            "203.0.113.9 is covered by the banned subnet 203.0.113.0/24"
+        );
+        let owner = host.entries("fail2ban")[0].owner.clone().unwrap();
+        assert_eq!(owner.expires, Some(1_700_003_700));
+        let writes: Vec<String> = host.writes().iter().map(|c| c.method.clone()).collect();
+        assert_eq!(writes, ["PUT"]);
+        // fail2ban restarted: the restored member ban only reads.
+        host.take_calls();
+        let req = BanRequest {
+            restored: true,
+            jail: Some("sshd".into()),
+            bantime: Some(600),
+            time: Some(1_700_000_000.0),
+            ..host.request("203.0.113.1")
+        };
+        host.ban_with::<P>(&req).unwrap();
+        assert!(host.writes().is_empty(), "{:?}", host.calls());
+        // PVE lost the subnet: the next member ban adds it again.
+        let set = IpsetName::new("fail2ban").unwrap();
+        host.run(|| ipset::remove(&set, "203.0.113.0/24")).unwrap();
+        ban(&mut host, "203.0.113.2", 600);
+        assert_eq!(host.cidrs("fail2ban"), ["203.0.113.0/24"]);
     }
 
     #[test]
     fn bans_outside_the_window_do_not_count() {
-        let mut f = Fake::default();
-        ban(&mut f, 0, "203.0.113.1");
-        ban(&mut f, 1000, "203.0.113.2");
-        ban(&mut f, 1010, "203.0.113.3");
-        assert_eq!(set(&f), ["203.0.113.1", "203.0.113.2", "203.0.113.3"]);
-    }
-
-    #[test]
-    fn subnet_stays_until_its_last_member_is_unbanned() {
-        let mut f = Fake::default();
-        for ip in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2::3"] {
-            ban(&mut f, 5, ip);
-        }
-        assert_eq!(set(&f), ["2001:db8:1:2::/64"]);
-        unban(&mut f, "2001:db8:1:2::1");
-        unban(&mut f, "2001:db8:1:2::2");
-        assert_eq!(set(&f), ["2001:db8:1:2::/64"]);
-        unban(&mut f, "2001:db8:1:2::3");
-        assert!(set(&f).is_empty());
-        assert!(f.kv.is_empty());
-    }
-
-    #[test]
-    fn comments_end_with_the_ownership_tag() {
-        assert_eq!(comment("hi", "web01", Some("sshd")), "hi f2p:web01/sshd/-");
+        let mut host = host();
+        ban(&mut host, "203.0.113.1", 3600);
+        host.advance(1000);
+        ban(&mut host, "203.0.113.2", 3600);
+        host.advance(10);
+        ban(&mut host, "203.0.113.3", 3600);
         assert_eq!(
-            comment("a\nb f2p:evil/-/-", "my host", None),
-            "a b f2p:myhost/-/-"
+            host.cidrs("fail2ban"),
+            ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
         );
     }
 
     #[test]
-    fn input_must_be_one_address() {
-        assert!(entry("10.0.0.0/8").is_err());
-        assert_eq!(entry("2001:DB8::1").unwrap(), "2001:db8::1");
+    fn subnet_stays_until_its_last_member_is_unbanned() {
+        let mut host = host();
+        for ip in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2::3"] {
+            ban(&mut host, ip, -1);
+        }
+        assert_eq!(host.cidrs("fail2ban"), ["2001:db8:1:2::/64"]);
+        // A permanent member makes the subnet permanent.
+        assert_eq!(
+            host.entries("fail2ban")[0].owner.as_ref().unwrap().expires,
+            None
+        );
+        assert_eq!(
+            host.unban::<P>("2001:db8:1:2::1").unwrap(),
+            "2001:db8:1:2::/64 stays banned for 2 more members"
+        );
+        host.unban::<P>("2001:db8:1:2::2").unwrap();
+        assert_eq!(host.cidrs("fail2ban"), ["2001:db8:1:2::/64"]);
+        assert_eq!(
+            host.unban::<P>("2001:db8:1:2::3").unwrap(),
+            "last member unbanned: removed 2001:db8:1:2::/64"
+        );
+        assert!(host.cidrs("fail2ban").is_empty());
+        assert!(host.store().is_empty(), "{:?}", host.store());
+    }
+
+    #[test]
+    fn an_escalation_whose_bans_are_over_starts_afresh() {
+        let mut host = host();
+        for ip in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+            ban(&mut host, ip, 60);
+        }
+        host.advance(3600);
+        assert_eq!(
+            ban(&mut host, "203.0.113.4", 60),
+            "added 203.0.113.4 (1 of 3 in 203.0.113.0/24)"
+        );
+    }
+
+    #[test]
+    fn settings_are_read_and_a_bad_one_is_denied_naming_it() {
+        let mut two = host().setting("policy.threshold", "2");
+        ban(&mut two, "198.51.100.1", 600);
+        assert!(ban(&mut two, "198.51.100.2", 600).starts_with("escalated"));
+        let mut bad = host().setting("policy.threshold", "many");
+        let outcome = bad.ban::<P>("198.51.100.1");
+        let Err(Error::Denied(m)) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(m.contains("'policy.threshold' has 'many'"), "{m}");
+        assert!(bad.cidrs("fail2ban").is_empty());
+    }
+
+    #[test]
+    fn input_must_be_one_address_as_pve_stores_it() {
+        let mut host = host();
+        let req = host.request("10.0.0.0/8");
+        assert!(matches!(
+            host.run(|| P::validate(&req)),
+            Err(Error::InvalidInput(_))
+        ));
+        let req = host.request("2001:DB8::1");
+        assert_eq!(host.run(|| P::validate(&req)), Ok("2001:db8::1".into()));
     }
 }

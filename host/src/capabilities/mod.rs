@@ -64,7 +64,8 @@ impl HostState {
     }
 
     /// The capabilities of a configured run, for the policy named `name`
-    /// whose store data is kept under `namespace`: `pve` for the configured
+    /// whose store data was kept under `namespace` (its file name; the
+    /// runtime keys it by the policy's identity once it has asked): `pve` for the configured
     /// node and IPSet (and `[rules] allow_paths`), behind the guard with
     /// `[rules]` and the PVE nodes' own `node_addresses`; the store in the
     /// state directory; and `settings` from `[rules]`, `[policy_settings]`

@@ -15,7 +15,7 @@
 //! again: at most [`CHANGE_TRIES`] reads and writes, then the last answer
 //! goes to the policy.
 
-use super::guard::{Checked, Guard, IPSET_API, owner};
+use super::guard::{self, Actor, Checked, Guard, IPSET_API};
 use super::pacer::Pacer;
 use crate::bindings::fail2pvefw::policy::pve::{self, Response};
 use crate::bindings::fail2pvefw::policy::types::Error;
@@ -148,21 +148,10 @@ impl Pve {
         }
     }
 
-    /// The host's own removal of an entry it wrote (`sync` removing an
-    /// expired one): the same guard and the same read, tag check and
-    /// digest as a policy's `DELETE …/IPSET/CIDR`, recorded as a [`Write`]
-    /// like it. `cidr` is the entry as PVE stores it; the IPSet is granted
-    /// for it (the host names it, not a policy).
-    pub fn delete_own_entry(&mut self, ipset: &str, cidr: &str) -> Result<Response, Error> {
-        self.guard.allow_ipset(ipset);
-        let segment = cidr.replace('%', "%25").replace('/', "%2F");
-        let path = format!("{IPSET_API}/{ipset}/{segment}");
-        self.guarded("DELETE", &path, &[])
-    }
-
-    /// One request of the policy's, through the guard.
+    /// One request, through the guard: the policy's, or the host's own.
     fn guarded(
         &mut self,
+        actor: Actor,
         method: &str,
         path: &str,
         params: &[(String, String)],
@@ -173,10 +162,18 @@ impl Pve {
                 .push(format!("{method} {path} -> denied by the host: {why}"));
             return Err(Error::Denied(why.into()));
         }
-        let checked = match self.guard.check(method, path, params) {
+        let verdict = match actor {
+            Actor::Policy => self.guard.check(method, path, params),
+            Actor::Host => self.guard.check_host(method, path, params),
+        };
+        let checked = match verdict {
             Ok(checked) => checked,
             Err(why) => {
-                log::warn(&format!("refused the policy's request: {why}"));
+                let whose = match actor {
+                    Actor::Policy => "the policy's request",
+                    Actor::Host => "a write of the host's own",
+                };
+                log::warn(&format!("refused {whose}: {why}"));
                 self.calls.push(format!(
                     "{method} {path}{} -> denied by the host: {why}",
                     shown(params)
@@ -249,8 +246,8 @@ impl Pve {
                 )));
             };
             let instance = self.guard.instance().to_string();
-            if !owner::is_ours(comment.as_deref(), &instance) {
-                let why = owner::not_ours(comment.as_deref(), &instance);
+            if !fail2pvefw_sdk::tag::is_ours(comment.as_deref(), &instance) {
+                let why = guard::not_ours(comment.as_deref(), &instance);
                 log::info(&format!(
                     "the host sent no {method} of {cidr} in IPSet '{ipset}': {why}"
                 ));
@@ -388,8 +385,14 @@ impl pve::Host for Pve {
         path: String,
         params: Vec<(String, String)>,
     ) -> Result<Response, Error> {
-        self.guarded(&method, &path, &params)
+        self.guarded(Actor::Policy, &method, &path, &params)
     }
+}
+
+/// `…/IPSET/CIDR`, the entry's `/` (and `%`) encoded.
+fn entry_path(ipset: &str, cidr: &str) -> String {
+    let segment = cidr.replace('%', "%25").replace('/', "%2F");
+    format!("{IPSET_API}/{ipset}/{segment}")
 }
 
 fn is_success(response: &Response) -> bool {
@@ -409,6 +412,9 @@ fn entry_of(body: &str) -> Option<(Option<String>, Option<String>)> {
 fn shown(params: &[(String, String)]) -> String {
     params.iter().map(|(k, v)| format!(" {k}={v:?}")).collect()
 }
+
+mod own;
+pub use own::Added;
 
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,6 @@
 //! only clap and std.
 
 use clap::{Args, Subcommand};
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// Where the configuration is when neither `--config` nor
@@ -115,6 +114,39 @@ pub struct Target {
 }
 
 #[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// Host names to keep [default: `names` of [dns] in the config]
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+
+    /// The accept-list IPSet [default: `ipset` of [dns], else [pve] ipset, which is refused]
+    ///
+    /// An IPSet a firewall rule ACCEPTs. It must not be where bans go:
+    /// [pve] ipset (the fallback when neither -i nor [dns] ipset is given),
+    /// or an IPSet this state holds bans in, is refused (exit 2).
+    #[arg(short = 'i', long, value_name = "IPSET")]
+    pub ipset: Option<String>,
+
+    /// Stop keeping the names: remove their entries, unless another holds them
+    #[arg(long)]
+    pub remove: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxDns {
+    #[command(flatten)]
+    pub dns: DnsArgs,
+
+    /// Answer NAME's lookup with these addresses, not the system's resolver (repeatable)
+    ///
+    /// `--resolve home.example.net=198.51.100.7,2001:db8::7`; `NAME=` with
+    /// no address is a lookup that fails. Names not given here are
+    /// resolved for real.
+    #[arg(long, value_name = "NAME=ADDR,…")]
+    pub resolve: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct IpsetOnly {
     /// The datacenter IPSet [default: `ipset` from the config, else fail2ban]
     #[arg(short = 'i', long, value_name = "IPSET")]
@@ -184,51 +216,6 @@ pub struct InitArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct SandboxArgs {
-    /// Start from this cluster.fw [default: one empty IPSet]
-    ///
-    /// Reads a datacenter firewall file (/etc/pve/firewall/cluster.fw) as
-    /// PVE reads it: its IPSets, and its options, aliases and rules too.
-    /// Without it the sandbox holds one empty IPSet, named by -i or
-    /// `fail2ban`.
-    #[arg(long, value_name = "FILE")]
-    pub seed: Option<PathBuf>,
-
-    /// Write the whole cluster.fw afterwards, as PVE writes it, to FILE
-    ///
-    /// Pass the same file to --seed next time to go on from there.
-    #[arg(long, value_name = "FILE")]
-    pub save: Option<PathBuf>,
-
-    /// A network never to ban, as [rules] never_ban (repeatable)
-    #[arg(long = "never-ban", value_name = "NET")]
-    pub never_ban: Vec<String>,
-
-    /// Widen IPv6 bans to this prefix length, as [rules] ipv6_prefix
-    #[arg(long, value_name = "LEN")]
-    pub ipv6_prefix: Option<u8>,
-
-    /// A PVE node's address, which bans must never cover, as [pve] host
-    #[arg(long, value_name = "ADDR")]
-    pub pve_host: Vec<IpAddr>,
-
-    #[command(subcommand)]
-    pub command: SandboxCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SandboxCommand {
-    /// Add an address or network to the in-memory IPSet
-    Ban(Target),
-    /// Remove an address or network from the in-memory IPSet
-    Unban(Target),
-    /// Check the in-memory IPSet exists (fail2ban's actionstart)
-    Start(IpsetOnly),
-    /// Check the in-memory IPSet still exists (fail2ban's actioncheck)
-    Check(IpsetOnly),
-}
-
-#[derive(Debug, Args)]
 pub struct PolicyArgs {
     #[command(subcommand)]
     pub command: PolicyCommand,
@@ -236,12 +223,34 @@ pub struct PolicyArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Check that FILE.wasm is a policy component; list its imports and exports
+    /// Check that FILE.wasm is a policy component; list its imports, exports and identity
     ///
     /// Needs no configuration. Exit 0 when the runner can use it, 3 when not.
     Check {
         #[arg(value_name = "FILE.wasm")]
         file: PathBuf,
+    },
+    /// Write a new policy crate NAME on the SDK, ready to test and build
+    ///
+    /// Writes DIR/NAME (DIR defaults to the current folder): Cargo.toml, a
+    /// src/lib.rs implementing every export with a native test, and a
+    /// README with the build command (cargo build --target wasm32-wasip2
+    /// --release). The SDK and the PVE model its test host needs are
+    /// written beside it (NAME/vendor/), from this binary: no source tree
+    /// or network is needed but crates.io for the SDK's dependencies. An
+    /// existing NAME is left alone (exit 2).
+    New {
+        /// The crate's name, also the policy's identity: letters, digits, '-' and '_'
+        #[arg(value_name = "NAME")]
+        name: String,
+
+        /// Where to create NAME/ [default: the current folder]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+
+        /// Depend on the SDK of a checkout (its sdk/ folder) instead of vendoring it
+        #[arg(long, value_name = "PATH")]
+        sdk: Option<PathBuf>,
     },
 }
 

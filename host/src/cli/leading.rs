@@ -3,7 +3,7 @@
 //! ban 192.0.2.60` must work as `ban 192.0.2.60 -f -i fail2ban -c hello`
 //! does. Like the rest of `cli`, it uses only clap and std.
 
-use super::{Cli, Command, SandboxCommand, Target};
+use super::{Cli, Command, Defaults, Target};
 use clap::{Args, CommandFactory};
 
 /// The old script's options of a command, taken before the command too
@@ -13,7 +13,7 @@ use clap::{Args, CommandFactory};
 #[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Options of the command, also taken before it")]
 pub(super) struct Leading {
-    /// The datacenter IPSet (ban, unban, start, check, sync, status, doctor, sandbox)
+    /// The datacenter IPSet (ban, unban, dns, start, check, sync, status, doctor, sandbox)
     #[arg(short = 'i', long = "ipset", value_name = "IPSET")]
     ipset: Option<String>,
 
@@ -41,6 +41,18 @@ impl Cli {
             comment,
             time,
         } = std::mem::take(&mut self.leading);
+        if let Command::Sandbox(args) = &mut self.command {
+            // Its commands are parsed here; the options before `sandbox`
+            // are defaults of each, as the sandbox's own.
+            let trailing = args.settle(Defaults {
+                ipset,
+                comment,
+                time,
+            })?;
+            self.policy = trailing.policy.or(self.policy.take());
+            self.verbose += trailing.verbose;
+            return Ok(self);
+        }
         let name = self.command_name();
         let refuse = |option: &str, of: &str| {
             Cli::command().error(
@@ -52,7 +64,7 @@ impl Cli {
         };
         const TARGETS: &str = "ban and unban";
         if let Some(ipset) = ipset {
-            let of = "ban, unban, start, check, sync, status, doctor and sandbox";
+            let of = "ban, unban, dns, start, check, sync, status, doctor and sandbox";
             let slot = self.ipset_slot().ok_or_else(|| refuse("-i/--ipset", of))?;
             slot.get_or_insert(ipset);
         }
@@ -71,11 +83,12 @@ impl Cli {
         Ok(self)
     }
 
-    /// `ban`, or `sandbox ban` for a sandbox command.
+    /// `ban`, `status`, ….
     fn command_name(&self) -> String {
         let name = match &self.command {
             Command::Ban(_) => "ban",
             Command::Unban(_) => "unban",
+            Command::Dns(_) => "dns",
             Command::Start(_) => "start",
             Command::Check(_) => "check",
             Command::Trust(_) => "trust",
@@ -88,17 +101,7 @@ impl Cli {
             Command::Drain => "drain",
             Command::GenerateDocs(_) => "generate-docs",
             Command::Policy(_) => "policy",
-            Command::Sandbox(args) => {
-                return format!(
-                    "sandbox {}",
-                    match args.command {
-                        SandboxCommand::Ban(_) => "ban",
-                        SandboxCommand::Unban(_) => "unban",
-                        SandboxCommand::Start(_) => "start",
-                        SandboxCommand::Check(_) => "check",
-                    }
-                );
-            }
+            Command::Sandbox(_) => "sandbox",
         };
         name.to_string()
     }
@@ -106,10 +109,6 @@ impl Cli {
     fn target(&mut self) -> Option<&mut Target> {
         match &mut self.command {
             Command::Ban(t) | Command::Unban(t) => Some(t),
-            Command::Sandbox(args) => match &mut args.command {
-                SandboxCommand::Ban(t) | SandboxCommand::Unban(t) => Some(t),
-                SandboxCommand::Start(_) | SandboxCommand::Check(_) => None,
-            },
             _ => None,
         }
     }
@@ -117,14 +116,11 @@ impl Cli {
     fn ipset_slot(&mut self) -> Option<&mut Option<String>> {
         match &mut self.command {
             Command::Ban(t) | Command::Unban(t) => Some(&mut t.ipset),
+            Command::Dns(d) => Some(&mut d.ipset),
             Command::Start(i) | Command::Check(i) | Command::Sync(i) | Command::Doctor(i) => {
                 Some(&mut i.ipset)
             }
             Command::Status(s) => Some(&mut s.ipset),
-            Command::Sandbox(args) => match &mut args.command {
-                SandboxCommand::Ban(t) | SandboxCommand::Unban(t) => Some(&mut t.ipset),
-                SandboxCommand::Start(i) | SandboxCommand::Check(i) => Some(&mut i.ipset),
-            },
             _ => None,
         }
     }

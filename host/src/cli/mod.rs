@@ -8,11 +8,15 @@
 
 mod args;
 mod leading;
+mod sandbox;
+mod script;
 
 pub use args::{
-    CrowdsecArgs, DEFAULT_CONFIG_PATH, DocsArgs, Flush, InitArgs, IpsetOnly, PolicyArgs,
-    PolicyCommand, SandboxArgs, SandboxCommand, Status, Target, TrustArgs,
+    CrowdsecArgs, DEFAULT_CONFIG_PATH, DnsArgs, DocsArgs, Flush, InitArgs, IpsetOnly, PolicyArgs,
+    PolicyCommand, SandboxDns, Status, Target, TrustArgs,
 };
+pub use sandbox::{Defaults, SandboxArgs, SandboxCommand, SandboxOptions};
+pub use script::script_commands;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -107,6 +111,18 @@ pub enum Command {
     /// (10.0.0.1/8 removes 10.0.0.0/8). Not being there is success.
     /// Queued like ban.
     Unban(Target),
+    /// Keep the addresses of host names in an accept-list IPSet
+    ///
+    /// Resolves each NAME through the system's resolver (A and AAAA) and
+    /// makes the IPSet agree: adds the addresses it lacks, removes this
+    /// instance's entries of the name that it no longer resolves to. The
+    /// entries carry our tag and the name, so manual entries and other
+    /// instances' are never touched; nothing is written when nothing
+    /// changed. A name that does not resolve is an error naming it (exit
+    /// 1), and its entries stay. Goes through the queue like a ban and is
+    /// sent at once; fail2pvefw-dns.timer runs it every 5 minutes. With
+    /// [dns] never_ban_resolved (the default) the addresses are never banned.
+    Dns(DnsArgs),
     /// Check that PVE is reachable and the IPSet exists (fail2ban's actionstart)
     Start(IpsetOnly),
     /// Check that the IPSet still exists (fail2ban's actioncheck)
@@ -169,11 +185,16 @@ pub enum Command {
     ///
     /// Runs ban, unban, start or check with the policy (the built-in one, or
     /// --policy FILE.wasm) against an IPSet held in memory, then prints each
-    /// PVE call the policy made and the IPSet afterwards. Touches no network
-    /// and no state; the configuration file is not read.
-    /// Example: fail2pvefw sandbox ban 203.0.113.7
+    /// PVE call the policy made and the IPSet (and the policy's store)
+    /// afterwards. Several commands run one after the other in one run, so
+    /// a policy that counts shows what it does; --store, --seed and --save
+    /// carry the store and the IPSet over to the next run. `dns` (alone)
+    /// shows the host's own writes for host names. Touches no network (but
+    /// a `dns` lookup without --resolve) and no state; the configuration
+    /// file is not read.
+    /// Example: fail2pvefw sandbox ban 203.0.113.1 ban 203.0.113.2 unban 203.0.113.1
     Sandbox(SandboxArgs),
-    /// Work with policy modules: `policy check FILE.wasm`
+    /// Work with policy modules: `policy check FILE.wasm`, `policy new NAME`
     Policy(PolicyArgs),
 }
 
@@ -284,12 +305,11 @@ mod tests {
             matches!(cli.command, Command::Status(Status { ipset: Some(ref i), .. }) if i == "f2b")
         );
         let cli = parse(&["-i", "f2b", "-c", "x", "sandbox", "ban", "192.0.2.1"]);
-        let Command::Sandbox(SandboxArgs {
-            command: SandboxCommand::Ban(t),
-            ..
-        }) = cli.command
-        else {
+        let Command::Sandbox(args) = cli.command else {
             panic!()
+        };
+        let [SandboxCommand::Ban(t)] = &args.commands[..] else {
+            panic!("{:?}", args.commands)
         };
         assert_eq!(
             (t.ipset.as_deref(), t.comment.as_deref()),
@@ -320,6 +340,100 @@ mod tests {
             assert!(text.contains(option), "{args:?}: {text}");
             assert!(text.contains("does not apply to"), "{text}");
         }
+    }
+
+    // See: issue 13, item 1
+    #[test]
+    fn the_old_scripts_dns_line_parses() {
+        let cli = parse(&["-i", "trusted", "dns", "home.example.net"]);
+        let Command::Dns(d) = cli.command else {
+            panic!()
+        };
+        assert_eq!(d.names, ["home.example.net"]);
+        assert_eq!(d.ipset.as_deref(), Some("trusted"));
+        let cli = parse(&["-f", "dns", "a.test", "b.test", "-i", "x", "--remove"]);
+        assert!(cli.foreground);
+        let Command::Dns(d) = cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            (d.names.len(), d.ipset.as_deref(), d.remove),
+            (2, Some("x"), true)
+        );
+        let Command::Dns(d) = parse(&["dns"]).command else {
+            panic!()
+        };
+        assert!(d.names.is_empty() && d.ipset.is_none());
+        // The old script's dns took no comment or time: the name is the comment.
+        let err = try_parse(&["-c", "x", "dns", "a.test"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("-c/--comment"), "{err}");
+        let cli = parse(&[
+            "-i",
+            "trusted",
+            "sandbox",
+            "dns",
+            "a.test",
+            "--resolve",
+            "a.test=192.0.2.1,2001:db8::1",
+        ]);
+        let Command::Sandbox(args) = cli.command else {
+            panic!()
+        };
+        let [SandboxCommand::Dns(d)] = &args.commands[..] else {
+            panic!("{:?}", args.commands)
+        };
+        assert_eq!(d.dns.ipset.as_deref(), Some("trusted"));
+        assert_eq!(d.resolve, ["a.test=192.0.2.1,2001:db8::1"]);
+    }
+
+    // See: issue 15, deliverable 6
+    #[test]
+    fn the_sandbox_takes_several_commands_and_options_before_or_after_them() {
+        let cli = parse(&[
+            "sandbox",
+            "-i",
+            "x",
+            "ban",
+            "192.0.2.1",
+            "ban",
+            "192.0.2.2",
+            "-i",
+            "y",
+            "unban",
+            "192.0.2.1",
+            "--store",
+            "s.json",
+            "--policy",
+            "p.wasm",
+        ]);
+        assert_eq!(cli.policy, Some(PathBuf::from("p.wasm")));
+        let Command::Sandbox(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.options.store, Some(PathBuf::from("s.json")));
+        let ipsets: Vec<(&str, Option<&str>)> = args
+            .commands
+            .iter()
+            .map(|c| (c.name(), c.ipset()))
+            .collect();
+        assert_eq!(
+            ipsets,
+            [("ban", Some("x")), ("ban", Some("y")), ("unban", Some("x"))]
+        );
+        let cli = parse(&["-i", "before", "sandbox", "-i", "after", "check"]);
+        let Command::Sandbox(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.commands[0].ipset(), Some("after"));
+        assert!(try_parse(&["sandbox"]).is_err());
+        assert!(try_parse(&["sandbox", "--script", "-"]).is_ok());
+        assert_eq!(
+            try_parse(&["sandbox", "frobnicate"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
     }
 
     #[test]

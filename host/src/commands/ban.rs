@@ -5,7 +5,7 @@ use super::cluster::Bound;
 use super::context::{Context, request_from};
 use super::drain::{Backoff, Report, pass};
 use super::errors::{db_failure, lock_failure};
-use crate::capabilities::guard::{EntryRules, Purpose};
+use crate::capabilities::guard::Purpose;
 use crate::cli::Target;
 use crate::error::{Failure, Result};
 use crate::log;
@@ -29,19 +29,23 @@ pub fn submit(ctx: &Context, target: &Target, action: Action) -> Result<String> 
     let verb = action.as_str();
     let what = format!("{verb} '{}'", target.ip);
     let (mut db, bound) = ctx.state(false)?;
+    if bound.dns.accept_lists.contains(&req.ipset) {
+        return Err(accept_list(&what, &req.ipset, action));
+    }
     let mut session = ctx.session_for(&bound)?;
     // The policy's message already quotes the input.
     let entry = session
         .validate(&req)?
         .map_err(|r| r.failure.context(verb))?;
     if action == Action::Ban
-        && let Err(why) =
-            EntryRules::new(&ctx.config.rules, &bound.node_addresses).check(&entry, Purpose::Ban)
+        && let Err(why) = bound
+            .entry_rules(&ctx.config.rules)
+            .check(&entry, Purpose::Ban)
     {
         return Err(Failure::input(format!(
             "{what}: refused by the host: '{entry}': {why}; nothing was queued"
         ))
-        .hint("The host checks [rules] never_ban, widest_ipv4/widest_ipv6 and the PVE nodes' addresses whatever the policy says."));
+        .hint("The host checks [rules] never_ban, widest_ipv4/widest_ipv6, the PVE nodes' addresses and the addresses of [dns] names whatever the policy says."));
     }
     let holder = desired::jail_holder(req.jail.as_deref(), action == Action::Ban);
     let id = queue::enqueue(&mut db, action, &entry, &holder, &req, Some(&bound.id))
@@ -64,6 +68,26 @@ pub fn submit(ctx: &Context, target: &Target, action: Action) -> Result<String> 
     Ok(note
         .or(left_alone)
         .unwrap_or_else(|| format!("{verb} of {entry} in IPSet '{}' done", req.ipset)))
+}
+
+/// The refusal of a ban or unban in an accept list: `fail2pvefw dns` keeps
+/// host names there, and a ban would let the address in.
+fn accept_list(what: &str, ipset: &str, action: Action) -> Failure {
+    let (why, hint) = match action {
+        Action::Ban => (
+            "a ban there would let the address in",
+            "Ban into the IPSet your DROP rule uses ([pve] ipset, or -i).",
+        ),
+        Action::Unban => (
+            "its entries are a host name's, not bans",
+            "To stop keeping a name there: `fail2pvefw dns --remove NAME`.",
+        ),
+    };
+    Failure::input(format!(
+        "{what}: IPSet '{ipset}' is an accept list (`fail2pvefw dns` keeps host names there): \
+         {why}; nothing was queued"
+    ))
+    .hint(hint)
 }
 
 /// What to tell about an event that needs no call: an unban of an entry

@@ -11,12 +11,18 @@
 //! Node names (`[pve] host`/`hosts`) are resolved once and remembered, so a
 //! ban makes no DNS lookup; `sync` refreshes them. The addresses go to the
 //! policy (`pve-hosts`) and to the host's rule that never bans a node.
+//!
+//! What `fail2pvefw dns` keeps comes along ([`dns_known`]): its accept
+//! lists and, with `[dns] never_ban_resolved`, the addresses its names
+//! resolved to last, which no ban may hold.
 
-use crate::config::{Config, HostPort};
+use crate::capabilities::guard::EntryRules;
+use crate::config::{Config, HostPort, Rules};
 use crate::error::{Failure, Result};
 use crate::log;
 use crate::state::cluster::{self, Record};
 use crate::state::db::Db;
+use crate::state::dns::{self, Known};
 use crate::state::{queue, stats};
 use rusqlite::TransactionBehavior;
 use std::collections::BTreeMap;
@@ -31,6 +37,33 @@ pub struct Bound {
     pub id: String,
     /// The configured nodes' own addresses: IP literals and resolved names.
     pub node_addresses: Vec<IpAddr>,
+    /// `fail2pvefw dns`'s accept lists and protected addresses.
+    pub dns: Known,
+}
+
+impl Bound {
+    /// The rules the host checks an entry against before it queues a ban
+    /// (fail2ban's, CrowdSec's): `[rules]`, the nodes' addresses and the
+    /// host names' resolved ones. The guard applies the same when it is sent.
+    pub fn entry_rules(&self, rules: &Rules) -> EntryRules {
+        EntryRules::new(rules, &self.node_addresses).with_resolved(self.dns.resolved.clone())
+    }
+}
+
+/// What the state and `[dns]` say of `fail2pvefw dns`: the IPSets it keeps
+/// names in and `[dns] ipset` are accept lists, except `[pve] ipset`,
+/// which bans go to whatever else says; the names' last addresses are
+/// protected unless `never_ban_resolved = false`.
+pub fn dns_known(config: &Config, db: &Db) -> Result<Known> {
+    let mut known = dns::known(db.conn()).map_err(db_failure)?;
+    known.accept_lists.extend(config.dns.ipset.clone());
+    known.accept_lists.retain(|ipset| *ipset != config.ipset);
+    known.accept_lists.sort();
+    known.accept_lists.dedup();
+    if !config.dns.never_ban_resolved {
+        known.resolved.clear();
+    }
+    Ok(known)
 }
 
 /// The configured nodes, `[pve] host` first.
@@ -170,6 +203,7 @@ fn try_bind(config: &Config, db: &mut Db, refresh: bool) -> Result<Option<Bound>
             return Ok(Some(Bound {
                 id: id.clone(),
                 node_addresses: node_addresses(config, record),
+                dns: Known::default(),
             }));
         }
     }
@@ -210,6 +244,7 @@ fn try_bind(config: &Config, db: &mut Db, refresh: bool) -> Result<Option<Bound>
     Ok(Some(Bound {
         id,
         node_addresses: node_addresses(config, &fresh),
+        dns: Known::default(),
     }))
 }
 

@@ -29,21 +29,26 @@ impl Context {
     }
 
     /// The policy with its capabilities, told the PVE nodes' addresses the
-    /// state remembers ([`Context::state`]).
+    /// state remembers ([`Context::state`]), its guard told the accept
+    /// lists and the host names' addresses.
     pub fn session_for(&self, bound: &Bound) -> Result<Session> {
-        Session::open(
+        let mut session = Session::open(
             &self.config,
             self.source.clone(),
             bound.node_addresses.clone(),
-        )
+        )?;
+        session.know(&bound.dns);
+        Ok(session)
     }
 
     /// The state database, checked to serve this configuration's cluster
-    /// (exit 3 when it serves another), and the nodes' addresses. With
-    /// `refresh` (`sync`), node names are resolved again.
+    /// (exit 3 when it serves another), the nodes' addresses and what
+    /// `fail2pvefw dns` keeps. With `refresh` (`sync`), node names are
+    /// resolved again.
     pub fn state(&self, refresh: bool) -> Result<(Db, Bound)> {
         let mut db = self.db()?;
-        let bound = cluster::bind(&self.config, &mut db, refresh)?;
+        let mut bound = cluster::bind(&self.config, &mut db, refresh)?;
+        bound.dns = cluster::dns_known(&self.config, &db)?;
         Ok((db, bound))
     }
 
@@ -68,5 +73,6 @@ pub fn request_from(target: &Target, default_ipset: &str) -> Request {
         bantime: target.bantime,
         failures: target.failures,
         restored: target.restored.unwrap_or(false),
+        dns: None,
     }
 }

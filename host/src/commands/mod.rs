@@ -2,7 +2,7 @@
 //! the configuration and the policy where a command needs them, and hands
 //! over.
 //!
-//! `ban`, `unban`, `start`, `check`, `sync`, `status`, `flush`,
+//! `ban`, `unban`, `dns`, `start`, `check`, `sync`, `status`, `flush`,
 //! `crowdsec` and the hidden `drain` run the configured policy (`context`); `sandbox`,
 //! `policy`, `generate-docs`, `init` and `doctor` need no configuration, or
 //! check it themselves.
@@ -11,6 +11,7 @@ pub mod ban;
 pub mod cluster;
 pub mod context;
 pub mod crowdsec;
+pub mod dns;
 pub mod docs;
 pub mod doctor;
 pub mod drain;
@@ -19,6 +20,7 @@ pub mod flush;
 pub mod init;
 pub mod metrics;
 pub mod policy;
+pub mod policy_new;
 pub mod reconcile;
 pub mod sandbox;
 pub mod start;
@@ -27,7 +29,7 @@ pub mod status_report;
 pub mod sync;
 pub mod trust;
 
-use crate::cli::{Cli, Command, IpsetOnly, LogFormat};
+use crate::cli::{Cli, Command, IpsetOnly, LogFormat, SandboxCommand};
 use crate::config::Config;
 use crate::error::Result;
 use crate::log;
@@ -48,7 +50,13 @@ pub fn run(cli: Cli) -> Result<String> {
     });
     // These need no configuration file, token or PVE, or check it themselves.
     match cli.command {
-        Command::Sandbox(args) => return sandbox::run(args, cli.policy),
+        Command::Sandbox(args) => {
+            return match args.commands.as_slice() {
+                // No policy runs: the host's own writes.
+                [SandboxCommand::Dns(dns)] => dns::sandbox::run(&args, dns),
+                _ => sandbox::run(args, cli.policy),
+            };
+        }
         Command::Policy(args) => return policy::run(args),
         Command::GenerateDocs(args) => return docs::run(&args),
         Command::Init(args) => return init::run(&args),
@@ -78,6 +86,7 @@ pub fn run(cli: Cli) -> Result<String> {
     match cli.command {
         Command::Ban(target) => ban::submit(&ctx, &target, Action::Ban),
         Command::Unban(target) => ban::submit(&ctx, &target, Action::Unban),
+        Command::Dns(args) => dns::run(&ctx, &args),
         Command::Start(IpsetOnly { ipset }) => start::run(&ctx, ipset, false),
         Command::Check(IpsetOnly { ipset }) => start::run(&ctx, ipset, true),
         Command::Sync(IpsetOnly { ipset }) => sync::run(&ctx, ipset),

@@ -3,10 +3,14 @@
 //! host grants, and links it against the world as a real run would.
 
 use crate::bindings;
+use crate::capabilities::guard::{EntryRules, Guard};
+use crate::capabilities::pve::Pve;
 use crate::capabilities::wasi::{is_granted, unversioned};
 use crate::capabilities::{self, HostState};
 use crate::cli::{PolicyArgs, PolicyCommand};
+use crate::config::Limits;
 use crate::error::{Failure, Result};
+use crate::runtime::instance::{Identity, Instance};
 use std::fmt::Write as _;
 use std::path::Path;
 use wasmtime::Engine;
@@ -20,6 +24,9 @@ const ADMISSION: &str = "fail2pvefw:policy/admission";
 pub fn run(args: PolicyArgs) -> Result<String> {
     match args.command {
         PolicyCommand::Check { file } => check(&file),
+        PolicyCommand::New { name, dir, sdk } => {
+            super::policy_new::run(&name, dir.as_deref(), sdk.as_deref())
+        }
     }
 }
 
@@ -72,18 +79,33 @@ fn check(file: &Path) -> Result<String> {
             "Implement the `policy` world of wit/policy.wit (wit_bindgen::generate! and export!).",
         ));
     }
-    link(&engine, &component).map_err(|e| {
+    let linker = link(&engine, &component).map_err(|e| {
         Failure::config(format!(
             "{name} does not fit the policy world: {e:#}\n\n{out}"
         ))
         .hint("Rebuild it against this fail2pvefw's wit/policy.wit.")
     })?;
+    let identity = identity(&engine, &component, &linker, &name).map_err(|mut f| {
+        f.message = format!("{}\n\n{out}", f.message);
+        f
+    })?;
+    let _ = writeln!(
+        out,
+        "identity: {} {} (its store is kept under '{}')",
+        identity.name,
+        if identity.version.is_empty() {
+            "(no version)"
+        } else {
+            &identity.version
+        },
+        identity.name
+    );
     out.push_str("ok: it links against fail2pvefw:policy/policy and can be used with --policy");
     Ok(out)
 }
 
 /// Links as a real run does and checks the exports' types.
-fn link(engine: &Engine, component: &Component) -> wasmtime::Result<()> {
+fn link(engine: &Engine, component: &Component) -> wasmtime::Result<Linker<HostState>> {
     let mut linker: Linker<HostState> = Linker::new(engine);
     capabilities::add_to_linker(&mut linker)?;
     capabilities::wasi::define_ungranted_as_traps(&mut linker, component, engine)?;
@@ -95,7 +117,34 @@ fn link(engine: &Engine, component: &Component) -> wasmtime::Result<()> {
         bindings::admission::GuestIndices::new(&pre)?;
     }
     bindings::PolicyPre::new(pre)?;
-    Ok(())
+    Ok(linker)
+}
+
+/// Instantiates the policy in a sandbox with nothing granted (an empty
+/// in-memory PVE, an in-memory store) and asks who it is.
+fn identity(
+    engine: &Engine,
+    component: &Component,
+    linker: &Linker<HostState>,
+    name: &str,
+) -> Result<Identity> {
+    let guard = Guard::new([], &[], EntryRules::default(), "policy-check");
+    let state = HostState::new(
+        Pve::in_memory(pve_model::Cluster::default(), guard),
+        capabilities::store::Store::new(None, "policy-check".into()),
+        capabilities::guest_log::Log {
+            source: name.to_string(),
+        },
+    );
+    let instance = Instance::new(
+        engine,
+        component,
+        linker,
+        state,
+        name.to_string(),
+        Limits::default(),
+    )?;
+    Ok(instance.identity().clone())
 }
 
 fn grant_of(import: &str) -> &'static str {
@@ -126,6 +175,12 @@ mod tests {
         assert!(out.contains("fail2pvefw:policy/settings@0.2.0"), "{out}");
         assert!(out.contains("fail2pvefw:policy/action@0.2.0"), "{out}");
         assert!(out.contains("admission: its own"), "{out}");
+        assert!(
+            out.contains(
+                "identity: fail2pvefw-default 0.1.0 (its store is kept under 'fail2pvefw-default')"
+            ),
+            "{out}"
+        );
         assert!(out.ends_with("can be used with --policy"), "{out}");
     }
 

@@ -1,13 +1,13 @@
-//! `fail2pvefw status`: the queue, the last error and the IPSet, as text,
-//! JSON or Prometheus exposition.
+//! `fail2pvefw status`: the queue, the last error, the IPSet and the host
+//! names `dns` keeps, as text, JSON or Prometheus exposition.
 
 use super::context::Context;
 use super::errors::db_failure;
 use super::metrics::{Counters, render};
-use super::status_report::gather;
+use super::status_report::{NameReport, gather};
 use crate::cli::Status;
 use crate::error::Result;
-use crate::state::stats;
+use crate::state::{dns, stats};
 
 pub fn run(ctx: &Context, status: &Status) -> Result<String> {
     let (db, bound) = ctx.state(false)?;
@@ -19,6 +19,11 @@ pub fn run(ctx: &Context, status: &Status) -> Result<String> {
     let mut session = ctx.session_for(&bound)?;
     let mut report = gather(&mut session, stats, &ipset)?;
     report.crowdsec = super::crowdsec::report::gather(&db, &ctx.config)?;
+    report.dns = dns::records(db.conn())
+        .map_err(db_failure)?
+        .into_iter()
+        .map(|(name, record)| NameReport { name, record })
+        .collect();
     if status.prometheus {
         let counters = Counters::load(&db).map_err(db_failure)?;
         // `main` adds the last newline.

@@ -1,8 +1,10 @@
-//! What `status` and the metrics report: the queue, the last error, and the
-//! IPSet as PVE holds it, with the share of `cluster.fw`'s 1 MiB it uses.
+//! What `status` and the metrics report: the queue, the last error, the
+//! IPSet as PVE holds it, with the share of `cluster.fw`'s 1 MiB it uses,
+//! and the host names `fail2pvefw dns` keeps.
 
 use crate::error::Result;
 use crate::runtime::session::Session;
+use crate::state::dns::Record;
 use crate::state::stats::Stats;
 use serde::Serialize;
 
@@ -18,6 +20,18 @@ pub struct Report {
     /// The CrowdSec bouncer, when configured or it has run here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crowdsec: Option<super::crowdsec::report::CrowdsecReport>,
+    /// The host names `fail2pvefw dns` keeps, by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<NameReport>,
+}
+
+/// One host name: its accept list, the addresses it last resolved to and
+/// when (Unix seconds), and its last failed lookup.
+#[derive(Debug, Serialize)]
+pub struct NameReport {
+    pub name: String,
+    #[serde(flatten)]
+    pub record: Record,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -68,6 +82,7 @@ pub fn gather(session: &mut Session, queue: Stats, ipset: &str) -> Result<Report
         queue,
         ipset: report,
         crowdsec: None,
+        dns: Vec::new(),
     })
 }
 
@@ -141,6 +156,47 @@ impl Report {
         if let Some(cs) = &self.crowdsec {
             out.extend(cs.human());
         }
+        for (i, name) in self.dns.iter().enumerate() {
+            let label = if i == 0 { "dns:" } else { "" };
+            out.push(format!("{label:<15}{}", name.human()));
+        }
         out.join("\n")
     }
+}
+
+impl NameReport {
+    /// `home.test in IPSet 'trusted': 198.51.100.7, 2001:db8::7 (resolved
+    /// 2026-11-26 10:00:03 +00:00, 42 s ago)`, and a failed lookup after.
+    fn human(&self) -> String {
+        let r = &self.record;
+        let addresses = if r.addresses.is_empty() {
+            "no address".to_string()
+        } else {
+            r.addresses.join(", ")
+        };
+        let mut line = format!("{} in IPSet '{}': {addresses}", self.name, r.ipset);
+        if let Some(t) = r.resolved {
+            line.push_str(&format!(" (resolved {})", when(t)));
+        }
+        if let (Some(t), Some(error)) = (r.failed, &r.error) {
+            line.push_str(&format!(
+                "; the lookup failed {}: {error}; its entries stay",
+                when(t)
+            ));
+        }
+        line
+    }
+}
+
+/// `2026-11-26 10:00:03 +00:00, 42 s ago`, in local time.
+fn when(t: f64) -> String {
+    let ago = (crate::state::queue::now() - t).max(0.0);
+    let at = chrono::DateTime::from_timestamp(t as i64, 0)
+        .map(|d| {
+            d.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S %:z")
+                .to_string()
+        })
+        .unwrap_or_else(|| t.to_string());
+    format!("{at}, {ago:.0} s ago")
 }

@@ -119,7 +119,7 @@ fn split(text: &str) -> Result<(&str, Option<&str>), String> {
 /// An RFC 1123 host name: dot-separated labels of 1-63 letters, digits and
 /// '-', not starting or ending with '-', at most 253 characters, the last
 /// label not all digits (that would be a malformed IPv4 address).
-fn check_name(name: &str) -> Result<(), String> {
+pub(super) fn check_name(name: &str) -> Result<(), String> {
     if name.len() > 253 {
         return Err("longer than 253 characters".into());
     }

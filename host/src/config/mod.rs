@@ -5,6 +5,7 @@
 //! `/etc/fail2pvefw/config.toml` (clap resolves the first two).
 
 mod crowdsec;
+mod dns;
 mod fingerprint;
 mod host;
 mod redact;
@@ -14,6 +15,7 @@ mod token;
 mod toml;
 
 pub use crowdsec::{ApiKey, CrowdSec};
+pub use dns::{Dns, host_name, ipset_name};
 pub use fingerprint::{format_fingerprint, parse_fingerprint};
 pub use host::HostPort;
 pub use rules::{
@@ -61,6 +63,8 @@ pub struct Config {
     pub rules: Rules,
     /// `[crowdsec]`, when fail2pvefw is also a CrowdSec bouncer.
     pub crowdsec: Option<CrowdSec>,
+    /// `[dns]`: the host names `fail2pvefw dns` keeps in an accept list.
+    pub dns: Dns,
 }
 
 /// How to reach and authenticate to the PVE cluster.
@@ -103,9 +107,14 @@ impl Config {
                 "Create it (see the README's Configuration section), or pass --config FILE or set FAIL2PVEFW_CONFIG.",
             )
         })?;
-        let file = toml::parse(&text)
-            .map_err(|e| Failure::config(format!("config '{}', {e}", path.display())))?;
         let mut secrets = secrets::Secrets::from_text(&text);
+        let file = toml::parse(&text).map_err(|e| {
+            Failure::config(format!(
+                "config '{}', {}",
+                path.display(),
+                secrets.scrub(&e)
+            ))
+        })?;
         Config::from_file(path, file, &mut secrets).map_err(|failure| Failure {
             message: secrets.scrub(&failure.message),
             hint: failure.hint.map(|hint| secrets.scrub(&hint)),
@@ -243,6 +252,7 @@ impl Config {
             limits: rules::limits(file.limits).map_err(bad)?,
             rules,
             crowdsec,
+            dns: dns::dns(file.dns).map_err(bad)?,
             warnings,
             token_path,
             metrics_textfile: file.metrics.textfile.map(|p| relative_to(path, &p)),
@@ -378,6 +388,27 @@ mod tests {
         let c = Config::load(&path).unwrap();
         assert_eq!(c.warnings.len(), 1);
         assert!(c.warnings[0].contains("chmod 600"), "{:?}", c.warnings);
+    }
+
+    // See: issue 13, item 2
+    #[test]
+    fn dns_is_read_with_defaults_and_its_errors_show_no_secret() {
+        let c = load(&minimal("")).unwrap();
+        assert_eq!(c.dns, Dns::default());
+        assert!(c.dns.never_ban_resolved);
+        let c = load(&minimal(
+            "[dns]\nnames = [\"Home.Test.\"]\nipset = \"trusted\"\nnever_ban_resolved = false\n",
+        ))
+        .unwrap();
+        assert_eq!(c.dns.names, ["home.test"]);
+        assert_eq!(c.dns.ipset.as_deref(), Some("trusted"));
+        assert!(!c.dns.never_ban_resolved);
+        let err = load(&minimal(&format!(
+            "[dns]\nnames = [\"fail2ban@pve!fail2ban={SECRET}\"]\n"
+        )))
+        .unwrap_err();
+        assert!(err.message.contains("[dns] names"), "{err}");
+        assert!(!err.to_string().contains(&SECRET[..8]), "{err}");
     }
 
     #[test]

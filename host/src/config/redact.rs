@@ -7,10 +7,9 @@
 //! and loses every value. Nothing depends on which key holds a secret: every
 //! quoted value is redacted, a name is shown only when it is one of ours (or
 //! a typo of one), and as a last net any piece of the file's text that made
-//! it into the words is cut out, and so is any piece of a secret
-//! ([`Secrets`], which also guards the checks after parsing).
+//! it into the words is cut out. The caller then cuts any piece of a
+//! secret (`secrets::Secrets`, which also guards the checks after parsing).
 
-use super::secrets::Secrets;
 use std::ops::Range;
 
 /// What stands for a value that is not shown.
@@ -35,7 +34,7 @@ pub(super) fn toml_error(text: &str, err: &::toml::de::Error, names: &[&str]) ->
     if let Some(span) = span.filter(|_| !far_from_its_start) {
         out.push_str(&where_in_file(text, span.start, names));
     }
-    Secrets::from_text(text).scrub(&out)
+    out
 }
 
 /// 1-based line and column (in characters) of a byte offset.

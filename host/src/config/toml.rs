@@ -23,6 +23,8 @@ pub struct File {
     pub metrics: Metrics,
     /// fail2pvefw as a CrowdSec bouncer (`fail2pvefw crowdsec`).
     pub crowdsec: Option<CrowdSec>,
+    #[serde(default)]
+    pub dns: Dns,
     /// Free-form values for a custom policy (`settings.get("policy.NAME")`).
     #[serde(default)]
     pub policy_settings: std::collections::BTreeMap<String, ::toml::Value>,
@@ -103,6 +105,19 @@ pub struct CrowdSec {
     pub aggregate_min: Option<u32>,
 }
 
+/// `[dns]`: host names whose addresses `fail2pvefw dns` keeps in an accept list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    /// What `fail2pvefw dns` without names keeps.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// The accept list; `[pve] ipset` by default (which `dns` refuses).
+    pub ipset: Option<String>,
+    /// The names' last addresses are never banned; true by default.
+    pub never_ban_resolved: Option<bool>,
+}
+
 /// `[metrics]`: the node exporter's textfile, written after each drain.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -153,6 +168,7 @@ pub fn names() -> Vec<&'static str> {
     names.extend(fields::<Rules>());
     names.extend(fields::<Metrics>());
     names.extend(fields::<CrowdSec>());
+    names.extend(fields::<Dns>());
     names
 }
 
@@ -214,6 +230,9 @@ mod tests {
             "fuel",
             "widest_ipv6",
             "textfile",
+            "dns",
+            "names",
+            "never_ban_resolved",
         ] {
             assert!(names.contains(&name), "{name}: {names:?}");
         }
@@ -227,6 +246,19 @@ mod tests {
             err,
             "line 2, column 11: invalid type: string \"…\", expected f64 (key 'timeout' in [pve])"
         );
+    }
+
+    // See: issue 13, item 2
+    #[test]
+    fn a_dns_error_names_its_key_and_shows_no_value() {
+        let secret = "6043ef45-632a-428b-8777-4b1eb5587d58";
+        let err = parse(&format!("[dns]\nnever_ban_resolved = \"{secret}\"\n")).unwrap_err();
+        assert!(err.contains("(key 'never_ban_resolved' in [dns])"), "{err}");
+        assert!(!err.contains("6043ef45"), "{err}");
+        let err = parse("[dns]\nname = [\"home.test\"]\n").unwrap_err();
+        assert!(err.contains("name") && err.contains("names"), "{err}");
+        let file = parse("[dns]\nnames = [\"a.test\"]\nipset = \"trusted\"\n").unwrap();
+        assert_eq!(file.dns.names, ["a.test"]);
     }
 
     #[test]

@@ -31,6 +31,15 @@ pub struct Instance {
     admission: Option<admission::Guest>,
     name: String,
     limits: Limits,
+    identity: Identity,
+}
+
+/// Who the policy says it is (its `identity` export), checked: its store
+/// is kept under the name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    pub version: String,
 }
 
 /// `admit` sorts tens of thousands of candidates: it gets this many times
@@ -69,25 +78,66 @@ impl Instance {
             .expect("fuel is enabled in the engine config");
         let cannot = |e: wasmtime::Error| {
             Failure::config(format!("cannot instantiate {name}: {e:#}"))
-                .hint("A policy must export fail2pvefw:policy/action@0.2.0 and import only what wit/policy.wit offers.")
+                .hint("A policy must export fail2pvefw:policy/action@0.2.0 (with `identity`) and import only what wit/policy.wit offers.")
         };
-        let instance = linker.instantiate(&mut store, component).map_err(cannot)?;
-        let policy = bindings::Policy::new(&mut store, &instance).map_err(cannot)?;
+        let live = linker.instantiate(&mut store, component).map_err(cannot)?;
+        let policy = bindings::Policy::new(&mut store, &live).map_err(cannot)?;
         // Optional: without it, the default policy's rules choose.
-        let admission = match admission::GuestIndices::new(&instance.instance_pre(&store)) {
+        let admission = match admission::GuestIndices::new(&live.instance_pre(&store)) {
             Err(_) => None,
-            Ok(indices) => Some(indices.load(&mut store, &instance).map_err(|e| {
+            Ok(indices) => Some(indices.load(&mut store, &live).map_err(|e| {
                 Failure::config(format!("cannot load the admission export of {name}: {e:#}"))
                     .hint("Rebuild the policy against this fail2pvefw's wit/policy.wit (world admitting-policy).")
             })?),
         };
-        Ok(Instance {
+        let mut instance = Instance {
             store,
             policy,
             admission,
             name,
             limits,
+            identity: Identity {
+                name: String::new(),
+                version: String::new(),
+            },
+        };
+        instance.identity = instance.ask_identity()?;
+        let key = instance.identity.name.clone();
+        instance.store.data_mut().store.use_identity(&key);
+        Ok(instance)
+    }
+
+    /// Calls `identity` once and checks the name can key a store; a name it
+    /// cannot use refuses the policy (exit 3).
+    fn ask_identity(&mut self) -> Result<Identity> {
+        let id = self.call("identity", |p, s| {
+            p.fail2pvefw_policy_action().call_identity(s)
+        })?;
+        let shown =
+            |text: &str| -> String { crate::log::sanitize(text).chars().take(80).collect() };
+        let checked = fail2pvefw_sdk::identity::check_name(&id.name)
+            .map_err(|why| format!("its name '{}' is not usable: {why}", shown(&id.name)))
+            .and_then(|()| {
+                fail2pvefw_sdk::identity::check_version(&id.version).map_err(|why| {
+                    format!("its version '{}' is not usable: {why}", shown(&id.version))
+                })
+            });
+        if let Err(why) = checked {
+            return Err(Failure::config(format!(
+                "{} declares an identity the host cannot use: {why}",
+                self.name
+            ))
+            .hint("A policy's `identity` names its store: 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or a digit (fail2pvefw_sdk::identity::check_name)."));
+        }
+        Ok(Identity {
+            name: id.name,
+            version: id.version,
         })
+    }
+
+    /// Who the policy is; its store is kept under `identity().name`.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
     }
 
     /// The entry PVE will store. An answer that cannot be an entry (too

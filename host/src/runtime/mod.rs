@@ -37,8 +37,11 @@ impl Source {
         }
     }
 
-    /// Whose data in the store: policies do not see each other's keys.
-    pub fn namespace(&self) -> String {
+    /// Where the store kept a policy's data before policies declared an
+    /// identity (the module's file name, `default` for the built-in one):
+    /// what the store moves to the identity's name on first use. The store
+    /// is keyed by the identity ([`Instance::identity`]).
+    pub fn legacy_namespace(&self) -> String {
         match self {
             Source::Embedded => "default".into(),
             Source::File(path) => path
@@ -126,7 +129,7 @@ pub fn instantiate(
     let runtime = Runtime::load(source.clone(), Some(&cache))?.with_limits(config.limits);
     runtime.instantiate(HostState::configured(
         config,
-        source.namespace(),
+        source.legacy_namespace(),
         source.describe(),
         node_addresses,
     ))

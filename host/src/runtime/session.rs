@@ -4,11 +4,14 @@
 use super::instance::Instance;
 use super::{Source, instantiate};
 use crate::bindings::admission::{Admitted, Budget, Candidate};
+use crate::bindings::fail2pvefw::policy::pve::Response;
 use crate::bindings::{BanRequest, Entry, PolicyError, Refusal, RefusalCause};
-use crate::capabilities::pve::{Write, WriteOutcome};
+use crate::capabilities::guard::{self, named};
+use crate::capabilities::pve::{Added, Write, WriteOutcome};
 use crate::config::Config;
 use crate::error::{Failure, Result};
-use crate::state::queue::{Action, Request};
+use crate::state::dns::Known;
+use crate::state::queue::{Action, Request, now};
 
 /// What the policy answered, or the failure (already in words) it reported.
 pub type Answer<T> = std::result::Result<T, Reported>;
@@ -82,8 +85,30 @@ impl Session {
         Ok(outcome.map_err(|e| self.report(e, &req.ipset)))
     }
 
-    /// Makes the PVE call for one ban or unban.
+    /// What the state knows of `fail2pvefw dns`: its accept lists become
+    /// the host's alone (a policy may read them, never write them) and, with
+    /// `never_ban_resolved`, the names' addresses are never banned.
+    pub fn know(&mut self, known: &Known) {
+        let guard = &mut self.instance.state_mut().pve.guard;
+        for ipset in &known.accept_lists {
+            guard.mark_accept(ipset);
+        }
+        guard.protect_resolved(known.resolved.clone());
+    }
+
+    /// Marks one more IPSet an accept list (the one a `dns` run keeps
+    /// names in, before the state remembers it).
+    pub fn mark_accept(&mut self, ipset: &str) {
+        self.instance.state_mut().pve.guard.mark_accept(ipset);
+    }
+
+    /// Makes the PVE call for one ban or unban. A host name's entry
+    /// (`req.dns`, queued by `fail2pvefw dns`) is written by the host
+    /// itself, never handed to the policy: [`Session::keep_name`].
     pub fn apply(&mut self, action: Action, req: &Request) -> Result<Answer<String>> {
+        if let Some(name) = &req.dns {
+            return Ok(self.keep_name(action, req, name));
+        }
         let ban = ban_request(req, &self.instance_name);
         let outcome = match action {
             Action::Ban => self.instance.ban(&ban)?,
@@ -152,29 +177,80 @@ impl Session {
         let what = format!("remove '{cidr}' from IPSet '{ipset}'");
         match answer {
             Ok(r) if (200..300).contains(&r.status) => Ok(outcome.unwrap_or(WriteOutcome::Deleted)),
-            Ok(r) => {
-                let refusal = Refusal {
-                    status: r.status,
-                    message: crate::log::sanitize(&r.reason),
-                    cause: match r.status {
-                        401 => RefusalCause::Authentication,
-                        403 => RefusalCause::Permission,
-                        _ => RefusalCause::Other,
-                    },
-                };
-                let (kind, label) = match r.status {
-                    401 | 403 => (Remedy::Hold, "config"),
-                    500.. => (Remedy::Retry, "transient"),
-                    _ => (Remedy::Drop, "rejected"),
-                };
-                Err(Reported {
-                    failure: self.refused(&refusal, ipset).context(what),
-                    kind,
-                    label,
-                    cause: Some(refusal.cause),
-                })
-            }
+            Ok(r) => Err(self.status_refusal(&r, ipset, what)),
             Err(PolicyError::NotOurs(_)) => Ok(WriteOutcome::NotOurs),
+            Err(error) => {
+                let mut reported = self.report(error, ipset);
+                reported.failure = reported.failure.context(what);
+                Err(reported)
+            }
+        }
+    }
+
+    /// A refusal of one of the host's own writes, with its remedy from the
+    /// status alone: 401 and 403 hold (a person must fix the token), a 5xx
+    /// retries, another 4xx drops.
+    fn status_refusal(&self, r: &Response, ipset: &str, what: String) -> Reported {
+        let refusal = Refusal {
+            status: r.status,
+            message: crate::log::sanitize(&r.reason),
+            cause: match r.status {
+                401 => RefusalCause::Authentication,
+                403 => RefusalCause::Permission,
+                _ => RefusalCause::Other,
+            },
+        };
+        let (kind, label) = match r.status {
+            401 | 403 => (Remedy::Hold, "config"),
+            500.. => (Remedy::Retry, "transient"),
+            _ => (Remedy::Drop, "rejected"),
+        };
+        Reported {
+            failure: self.refused(&refusal, ipset).context(what),
+            kind,
+            label,
+            cause: Some(refusal.cause),
+        }
+    }
+
+    /// The host's own write of host name `name`'s entry `req.ip` (exactly
+    /// as it resolved: no policy, no widening) in its accept list
+    /// `req.ipset`: an add with the name's comment, or the guard's removal
+    /// of our own entry. A manual entry of the same address is left as it
+    /// is, both ways.
+    fn keep_name(&mut self, action: Action, req: &Request, name: &str) -> Answer<String> {
+        let (ipset, entry) = (req.ipset.as_str(), req.ip.as_str());
+        if action == Action::Unban {
+            return Ok(match self.delete_own_entry(ipset, entry)? {
+                WriteOutcome::Deleted => {
+                    format!("removed {entry} of '{name}' from IPSet '{ipset}'")
+                }
+                WriteOutcome::NotOurs => {
+                    let pve = &self.instance.state_mut().pve;
+                    let comment = pve.writes().last().and_then(|w| w.comment.clone());
+                    let why = guard::not_ours(comment.as_deref(), &self.instance_name);
+                    format!("left {entry} in IPSet '{ipset}' alone: {why}")
+                }
+                _ => format!("{entry} of '{name}' is not in IPSet '{ipset}' any more"),
+            });
+        }
+        let comment = named::comment(name, req.time.unwrap_or_else(now), &self.instance_name);
+        let what = format!("keep {entry} of '{name}' in IPSet '{ipset}'");
+        let pve = &mut self.instance.state_mut().pve;
+        match pve.add_own_entry(ipset, entry, &comment) {
+            Ok(Added::New) => Ok(format!("added {entry} of '{name}' to IPSet '{ipset}'")),
+            Ok(Added::Present { ours: true, .. }) => Ok(format!(
+                "{entry} of '{name}' was already in IPSet '{ipset}' (our entry)"
+            )),
+            Ok(Added::Present { ours: false, .. }) => {
+                let pve = &self.instance.state_mut().pve;
+                let comment = pve.writes().last().and_then(|w| w.comment.clone());
+                let why = guard::not_ours(comment.as_deref(), &self.instance_name);
+                Ok(format!(
+                    "{entry} of '{name}' was already in IPSet '{ipset}', {why}: left as it is"
+                ))
+            }
+            Ok(Added::Refused(r)) => Err(self.status_refusal(&r, ipset, what)),
             Err(error) => {
                 let mut reported = self.report(error, ipset);
                 reported.failure = reported.failure.context(what);

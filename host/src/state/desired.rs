@@ -4,14 +4,30 @@
 //! address.
 //!
 //! Holders: `jail:NAME` for a fail2ban jail, `jail:-` for a ban without
-//! `--jail` (an admin at the shell); later `crowdsec` and `dns:NAME`. An
-//! unban names its jail's holder, or `jail:*` (no `--jail`): every jail's.
+//! `--jail` (an admin at the shell), `dns:NAME` for the addresses of a host
+//! name that `fail2pvefw dns` keeps in an accept list (not a ban: see
+//! `state::dns`); later `crowdsec`. An unban names its jail's holder, or
+//! `jail:*` (no `--jail`): every jail's.
 
 use super::request::Request;
 use rusqlite::{Connection, params};
 
 /// The holder of an unban without `--jail`: it releases every `jail:*` holder.
 pub const ALL_JAILS: &str = "jail:*";
+
+/// What starts the holder of a host name's addresses (`dns:NAME`).
+pub const DNS: &str = "dns:";
+
+/// The holder of a host name's addresses: `dns:home.example.net`.
+pub fn dns_holder(name: &str) -> String {
+    format!("{DNS}{name}")
+}
+
+/// Whether a holder keeps a host name's addresses (an accept list's entry,
+/// not a ban).
+pub fn is_dns(holder: &str) -> bool {
+    holder.starts_with(DNS)
+}
 
 /// One holder's wish.
 #[derive(Clone, Debug)]
@@ -40,8 +56,12 @@ pub fn jail_holder(jail: Option<&str>, ban: bool) -> String {
     }
 }
 
-/// Words for a holder: `jail sshd`, `a ban without --jail`.
+/// Words for a holder: `jail sshd`, `a ban without --jail`, `host name
+/// home.example.net`.
 pub fn describe(holder: &str) -> String {
+    if let Some(name) = holder.strip_prefix(DNS) {
+        return format!("host name {name}");
+    }
     match holder.strip_prefix("jail:") {
         Some("-") => "a ban without --jail".to_string(),
         Some(jail) => format!("jail {jail}"),
@@ -115,7 +135,7 @@ fn read(
 }
 
 /// A request for a row whose JSON is unreadable: the entry itself, with the
-/// holder's jail, permanent. Enough to re-add or remove it.
+/// holder's jail (or host name), permanent. Enough to re-add or remove it.
 fn fallback(ipset: &str, entry: &str, holder: &str) -> Request {
     Request {
         ip: entry.to_string(),
@@ -124,6 +144,7 @@ fn fallback(ipset: &str, entry: &str, holder: &str) -> Request {
             .strip_prefix("jail:")
             .filter(|j| *j != "-" && *j != "*")
             .map(str::to_string),
+        dns: holder.strip_prefix(DNS).map(str::to_string),
         ..Request::default()
     }
 }
@@ -220,5 +241,25 @@ mod tests {
         assert_eq!(describe("jail:recidive"), "jail recidive");
         assert_eq!(describe("jail:-"), "a ban without --jail");
         assert_eq!(describe("crowdsec"), "crowdsec");
+        assert_eq!(dns_holder("home.test"), "dns:home.test");
+        assert_eq!(describe("dns:home.test"), "host name home.test");
+        assert!(is_dns("dns:home.test") && !is_dns("jail:dns"));
+    }
+
+    #[test]
+    fn an_unreadable_dns_row_stays_a_host_names() {
+        let db = Db::in_memory();
+        add(
+            db.conn(),
+            "trusted",
+            "192.0.2.7",
+            "dns:home.test",
+            "{",
+            None,
+        )
+        .unwrap();
+        let d = &all(db.conn()).unwrap()[0];
+        assert_eq!(d.request.dns.as_deref(), Some("home.test"));
+        assert_eq!(d.request.jail, None);
     }
 }

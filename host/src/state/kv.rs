@@ -1,5 +1,6 @@
 //! The policy's key-value store (the `store` capability's backend): the
-//! `policy_store` table of `state.db`, one namespace per policy.
+//! `policy_store` table of `state.db`, one namespace per policy (its
+//! identity's name).
 
 use super::db::Db;
 use rusqlite::{OptionalExtension, params};
@@ -40,6 +41,27 @@ impl Db {
         rows.collect()
     }
 
+    /// Moves every key of namespace `from` into `to`, when `to` holds none
+    /// (one transaction): the store of a policy keyed by its file's name
+    /// before it declared an identity. Returns how many keys moved.
+    pub fn move_namespace(&mut self, from: &str, to: &str) -> rusqlite::Result<usize> {
+        let tx = self.conn_mut().transaction()?;
+        let taken: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM policy_store WHERE namespace = ?1",
+            params![to],
+            |row| row.get(0),
+        )?;
+        if taken > 0 {
+            return Ok(0);
+        }
+        let moved = tx.execute(
+            "UPDATE policy_store SET namespace = ?2 WHERE namespace = ?1",
+            params![from, to],
+        )?;
+        tx.commit()?;
+        Ok(moved)
+    }
+
     /// Bytes of keys and values a namespace holds, for its quota.
     pub fn usage(&self, ns: &str) -> rusqlite::Result<u64> {
         self.conn().query_row(
@@ -61,6 +83,19 @@ mod tests {
         let db = Db::open(dir.path()).unwrap();
         assert_eq!(db.get("p", "k").unwrap().as_deref(), Some("v"));
         assert_eq!(db.get("other", "k").unwrap(), None);
+    }
+
+    #[test]
+    fn a_namespace_moves_only_into_an_empty_one() {
+        let mut db = Db::in_memory();
+        db.set("file-stem", "k", "v").unwrap();
+        db.set("file-stem", "l", "w").unwrap();
+        db.set("taken", "x", "y").unwrap();
+        assert_eq!(db.move_namespace("file-stem", "taken").unwrap(), 0);
+        assert_eq!(db.move_namespace("file-stem", "identity").unwrap(), 2);
+        assert_eq!(db.keys("identity", "").unwrap(), ["k", "l"]);
+        assert!(db.keys("file-stem", "").unwrap().is_empty());
+        assert_eq!(db.move_namespace("file-stem", "identity").unwrap(), 0);
     }
 
     #[test]

@@ -187,6 +187,21 @@ pub fn enqueue(
     Ok(Some(id))
 }
 
+/// Inside the caller's write transaction: commits one event of lane 0 and
+/// its change to the desired set, as [`enqueue`] does (`state::dns` queues
+/// a host name's whole change in one transaction with it). Returns the
+/// event's id.
+pub(super) fn put(
+    tx: &Connection,
+    action: Action,
+    entry: &str,
+    holder: &str,
+    req: &Request,
+    now: f64,
+) -> rusqlite::Result<i64> {
+    insert(tx, action, entry, holder, req, LANE_FAIL2BAN, now)
+}
+
 /// Inside the caller's transaction: commits one event in `lane` and
 /// updates the desired set as [`enqueue`] does. Returns the event's id.
 pub fn insert(

@@ -1,5 +1,5 @@
-//! A ban or unban request as the queue keeps it, and the clock the state
-//! keeps time by.
+//! A ban or unban request as the queue keeps it (a host name's address for
+//! `dns`, too), and the clock the state keeps time by.
 
 use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,6 +16,11 @@ pub struct Request {
     pub bantime: Option<i64>,
     pub failures: Option<u32>,
     pub restored: bool,
+    /// `fail2pvefw dns`: the host name whose address this entry is (holder
+    /// `dns:NAME`). Such an entry goes into an accept list and is written
+    /// by the host itself, never by the policy (see `state::dns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<String>,
 }
 
 impl Request {

@@ -26,9 +26,10 @@ pub struct Stats {
     pub pending: u64,
     pub failed: u64,
     pub oldest_pending_age_secs: Option<f64>,
-    /// Entries wanted in PVE now (by any live holder).
+    /// Entries wanted banned in PVE now (by any live holder but a host
+    /// name: those are kept in accept lists, not banned).
     pub desired: u64,
-    /// Entries wanted, per holder (`jail:sshd`, `jail:-`, …).
+    /// Entries wanted banned, per holder (`jail:sshd`, `jail:-`, …).
     pub holders: BTreeMap<String, u64>,
     /// Entries waiting out a back-off.
     pub held_entries: u64,
@@ -50,7 +51,13 @@ pub fn stats(db: &Db) -> rusqlite::Result<Stats> {
         [],
         |row| row.get(0),
     )?;
-    let live = format!("{} IS NULL OR {} > ?1", desired::EXPIRES, desired::EXPIRES);
+    let live = format!(
+        "({} IS NULL OR {} > ?1) AND substr(holder, 1, {}) != '{}'",
+        desired::EXPIRES,
+        desired::EXPIRES,
+        desired::DNS.len(),
+        desired::DNS
+    );
     let mut holders = BTreeMap::new();
     let mut stmt = conn.prepare(&format!(
         "SELECT holder, COUNT(*) FROM desired WHERE {live} GROUP BY holder ORDER BY holder"
@@ -117,6 +124,18 @@ mod tests {
         assert_eq!(s.desired, 1);
         assert_eq!(s.holders.get("jail:sshd"), Some(&1));
         assert_eq!(s.holders.get("jail:recidive"), Some(&1));
+        // A host name's entry is no ban.
+        crate::state::desired::add(
+            db.conn(),
+            "trusted",
+            "192.0.2.7",
+            "dns:home.test",
+            "{}",
+            None,
+        )
+        .unwrap();
+        let s = stats(&db).unwrap();
+        assert_eq!((s.desired, s.holders.len()), (1, 2));
         assert!(!is_empty(db.conn()).unwrap());
     }
 }

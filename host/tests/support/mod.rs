@@ -5,6 +5,8 @@
 
 /// The real fail2ban, sandboxed (used by tests/fail2ban.rs).
 pub mod fail2ban;
+/// Host names from a private hosts file (used by tests/dns.rs).
+pub mod hosts;
 
 use pve_emulator::{Emulator, Options, Token};
 use std::path::PathBuf;
@@ -163,10 +165,37 @@ pub fn run_binary(args: &[&str]) -> Run {
         .env_remove("FAIL2PVEFW_CONFIG")
         .output()
         .expect("run fail2pvefw");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    Run::of(out)
+}
+
+/// Runs `fail2pvefw ARGS…` in UTC with `stdin` as its standard input.
+pub fn run_binary_with_stdin(args: &[&str], stdin: &str) -> Run {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fail2pvefw"))
+        .args(args)
+        .env("TZ", "UTC")
+        .env_remove("FAIL2PVEFW_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run fail2pvefw");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    Run::of(child.wait_with_output().unwrap())
+}
+
+impl Run {
+    fn of(out: std::process::Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 }
 

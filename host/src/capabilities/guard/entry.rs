@@ -1,7 +1,8 @@
 //! The rules every entry a policy writes must pass, whichever grant let the
 //! path through: an address or network (no alias), not wider than `[rules]
 //! widest_ipv4` / `widest_ipv6`, and, in a ban list, clear of `[rules]
-//! never_ban` and of every PVE node's own address.
+//! never_ban`, of every PVE node's own address and (with `[dns]
+//! never_ban_resolved`) of the addresses `fail2pvefw dns` resolved last.
 //!
 //! Plain functions without I/O, so the host can apply the same rules before
 //! it queues a ban (`EntryRules::check`) as the `pve` capability applies
@@ -12,9 +13,11 @@ use ipnet::IpNet;
 use std::net::IpAddr;
 
 /// What an IPSet is for. In a ban list (`Ban`) an entry must not cover a
-/// protected address; in an accept list (`Accept`, later `[dns] ipset`)
-/// adding an admin's own address is the point, so only the form and the
-/// width are checked.
+/// protected address. An accept list (`Accept`: `[dns] ipset`, the IPSets
+/// `fail2pvefw dns` keeps names in) is the host's alone: a policy may read
+/// it, never write it (the guard denies that), and the host's own writes
+/// there pass only the form and the width, since putting an admin's own
+/// address there is the point.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Purpose {
     #[default]
@@ -37,6 +40,10 @@ pub struct EntryRules {
     pub never_ban: Vec<IpNet>,
     /// The PVE nodes' own addresses (`[pve] host`/`hosts`, resolved).
     pub node_addresses: Vec<IpAddr>,
+    /// The addresses of `[dns]` host names as last resolved, with the name
+    /// (empty unless `never_ban_resolved`): the state remembers them, so a
+    /// ban makes no lookup.
+    pub resolved: Vec<(IpAddr, String)>,
     pub widest_ipv4: u8,
     pub widest_ipv6: u8,
 }
@@ -54,9 +61,16 @@ impl EntryRules {
         EntryRules {
             never_ban: rules.never_ban.iter().filter_map(|n| network(n)).collect(),
             node_addresses: node_addresses.to_vec(),
+            resolved: Vec::new(),
             widest_ipv4: rules.widest_ipv4,
             widest_ipv6: rules.widest_ipv6,
         }
+    }
+
+    /// With the host names' last resolved addresses, never to be banned.
+    pub fn with_resolved(mut self, resolved: Vec<(IpAddr, String)>) -> EntryRules {
+        self.resolved = resolved;
+        self
     }
 
     /// Checks one entry a policy wants written into an IPSet for `purpose`.
@@ -80,6 +94,12 @@ impl EntryRules {
             return Err(format!(
                 "it holds {node}, the address of a PVE node of this cluster: a ban on it would \
                  lock the administrator out of every node"
+            ));
+        }
+        if let Some((addr, name)) = self.resolved.iter().find(|(a, _)| net.contains(a)) {
+            return Err(format!(
+                "it holds {addr}, an address of '{name}', whose addresses are never banned \
+                 ([dns] never_ban_resolved)"
             ));
         }
         if let Some(kept) = self
@@ -149,6 +169,7 @@ mod tests {
                 "192.0.2.10".parse().unwrap(),
                 "2001:db9::10".parse().unwrap(),
             ],
+            resolved: vec![("203.0.113.77".parse().unwrap(), "home.test".into())],
             widest_ipv4: 16,
             widest_ipv6: 32,
         }
@@ -192,6 +213,10 @@ mod tests {
         assert!(e.contains("192.0.2.10, the address of a PVE node"), "{e}");
         let e = check("2001:db9::/64").unwrap_err();
         assert!(e.contains("2001:db9::10"), "{e}");
+        let e = check("203.0.113.0/24").unwrap_err();
+        assert!(e.contains("203.0.113.77, an address of 'home.test'"), "{e}");
+        assert!(e.contains("never_ban_resolved"), "{e}");
+        assert!(rules().check("203.0.113.77", Purpose::Accept).is_ok());
         assert!(rules().check("192.0.2.10", Purpose::Accept).is_ok());
         assert!(rules().check("10.1.2.3", Purpose::Accept).is_ok());
         let e = rules().check("0.0.0.0/1", Purpose::Accept).unwrap_err();

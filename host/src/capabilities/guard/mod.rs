@@ -12,16 +12,22 @@
 //!   `[rules] allow_paths` names that exact path.
 //! - **Every entry a policy adds** passes [`entry::EntryRules`]: an address
 //!   or network, no wider than `[rules] widest_ipv4` / `widest_ipv6`, and in
-//!   a ban list clear of `[rules] never_ban` and the PVE nodes' addresses.
+//!   a ban list clear of `[rules] never_ban`, the PVE nodes' addresses and
+//!   the addresses `[dns]` names resolved to.
+//! - **An accept list** (`Purpose::Accept`: the IPSets `fail2pvefw dns`
+//!   keeps host names in) is read-only for a policy: only the host writes
+//!   there ([`Guard::check_host`]), for form and width only.
 //! - **A PUT or DELETE of an entry** is [`Checked::Change`]: the `pve`
 //!   capability sends it only for an entry whose comment carries this
-//!   instance's tag ([`owner`]), with PVE's digest.
+//!   instance's tag, read by the policy SDK's own reader
+//!   ([`fail2pvefw_sdk::tag`], the one implementation policies write it
+//!   with), with PVE's digest.
 //!
 //! Other writes the admin granted with `allow_paths` (outside the IPSets)
 //! pass as they are: the admin chose them.
 
 pub mod entry;
-pub mod owner;
+pub mod named;
 
 pub use entry::{EntryRules, Purpose};
 
@@ -40,6 +46,14 @@ pub struct Guard {
     rules: EntryRules,
     /// This instance, whose tag marks the entries it may change.
     instance: String,
+}
+
+/// Who asks for a request: the policy, or the host itself (`fail2pvefw dns`
+/// writing a host name's entry, `sync` removing an expired one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Actor {
+    Policy,
+    Host,
 }
 
 /// A request the guard let through, and how the `pve` capability sends it.
@@ -91,6 +105,18 @@ impl Guard {
         }
     }
 
+    /// Marks `name` an accept list (it is granted): a policy may read it,
+    /// never write it; the host's own writes there pass form and width only.
+    pub fn mark_accept(&mut self, name: &str) {
+        self.ipsets.insert(name.to_string(), Purpose::Accept);
+    }
+
+    /// The addresses `[dns]` names resolved to last: no entry of a ban list
+    /// may hold one (`[dns] never_ban_resolved`).
+    pub fn protect_resolved(&mut self, resolved: Vec<(std::net::IpAddr, String)>) {
+        self.rules.resolved = resolved;
+    }
+
     /// This instance's name, as its tags carry it.
     pub fn instance(&self) -> &str {
         &self.instance
@@ -101,14 +127,38 @@ impl Guard {
     /// the rule, without the entry.
     pub fn check_entry(&self, ipset: &str, cidr: &str) -> Result<entry::Stored, String> {
         let purpose = self.ipsets.get(ipset).copied().unwrap_or_default();
+        if purpose == Purpose::Accept {
+            return Err(accept_only(ipset));
+        }
         self.rules.check(cidr, purpose)
     }
 
-    /// `Ok` when `method path params` may be sent, and how; `Err` says why
-    /// not, naming the rule. The path is what follows `/api2/json`,
-    /// percent-encoded.
+    /// `Ok` when the policy may send `method path params`, and how; `Err`
+    /// says why not, naming the rule. The path is what follows
+    /// `/api2/json`, percent-encoded.
     pub fn check(
         &self,
+        method: &str,
+        path: &str,
+        params: &[(String, String)],
+    ) -> Result<Checked, String> {
+        self.check_as(Actor::Policy, method, path, params)
+    }
+
+    /// [`Guard::check`] for the host's own entry writes: the same rules,
+    /// except that an accept list may be written (form and width only).
+    pub fn check_host(
+        &self,
+        method: &str,
+        path: &str,
+        params: &[(String, String)],
+    ) -> Result<Checked, String> {
+        self.check_as(Actor::Host, method, path, params)
+    }
+
+    fn check_as(
+        &self,
+        actor: Actor,
         method: &str,
         path: &str,
         params: &[(String, String)],
@@ -134,8 +184,8 @@ impl Guard {
         match (method, segments.as_slice()) {
             ("POST", []) => self.exact_path(method, path, "creating or renaming an IPSet"),
             ("DELETE", [_]) => self.exact_path(method, path, "deleting an IPSet itself"),
-            ("POST", [name]) => self.add(name, params),
-            ("PUT" | "DELETE", [name, cidr]) => self.change(method, name, cidr, params),
+            ("POST", [name]) => self.add(actor, name, params),
+            ("PUT" | "DELETE", [name, cidr]) => self.change(actor, method, name, cidr, params),
             _ => Err(format!(
                 "{method} '{path}' is not an entry write (the host lets a policy POST an entry \
                  to an IPSet, and PUT or DELETE one entry)"
@@ -154,7 +204,12 @@ impl Guard {
         ))
     }
 
-    fn add(&self, name: &str, params: &[(String, String)]) -> Result<Checked, String> {
+    fn add(
+        &self,
+        actor: Actor,
+        name: &str,
+        params: &[(String, String)],
+    ) -> Result<Checked, String> {
         let shown = params
             .iter()
             .find(|(k, _)| k == "cidr")
@@ -164,7 +219,7 @@ impl Guard {
             None => format!("POST to IPSet '{name}'"),
         };
         let refuse = |why: String| format!("{what}: {why}");
-        let purpose = self.purpose(name).map_err(refuse)?;
+        let purpose = self.writable(actor, name).map_err(refuse)?;
         only(params, &["cidr", "comment"]).map_err(refuse)?;
         let cidr = one(params, "cidr")
             .ok_or_else(|| refuse("no 'cidr' parameter".into()))?
@@ -181,6 +236,7 @@ impl Guard {
 
     fn change(
         &self,
+        actor: Actor,
         method: &str,
         name: &str,
         segment: &str,
@@ -192,7 +248,7 @@ impl Guard {
             crate::log::sanitize(&cidr)
         );
         let refuse = |why: String| format!("{what}: {why}");
-        self.purpose(name).map_err(refuse)?;
+        self.writable(actor, name).map_err(refuse)?;
         let allowed: &[&str] = if method == "PUT" { &["comment"] } else { &[] };
         only(params, allowed).map_err(refuse)?;
         comment_check(one(params, "comment")).map_err(refuse)?;
@@ -213,6 +269,16 @@ impl Guard {
                 self.describe()
             )),
         }
+    }
+
+    /// What a granted IPSet is for, when `actor` may write it: an accept
+    /// list is the host's alone.
+    fn writable(&self, actor: Actor, name: &str) -> Result<Purpose, String> {
+        let purpose = self.purpose(name)?;
+        if purpose == Purpose::Accept && actor == Actor::Policy {
+            return Err(accept_only(name));
+        }
+        Ok(purpose)
     }
 
     /// `Ok` when `method path` is granted at all.
@@ -240,6 +306,31 @@ impl Guard {
         parts.push("GET /version".into());
         parts.extend(self.paths.iter().cloned());
         parts.join(", ")
+    }
+}
+
+/// Why a policy may not write an accept list.
+fn accept_only(name: &str) -> String {
+    format!(
+        "IPSet '{name}' is an accept list (`fail2pvefw dns` keeps host names there): a policy \
+         may read it, never write it, and no ban goes there"
+    )
+}
+
+/// Why an entry is not ours, in words for the policy and the log:
+/// `not ours (comment 'manual-by-admin' carries no tag f2p:web01/…)`.
+pub fn not_ours(comment: Option<&str>, instance: &str) -> String {
+    use fail2pvefw_sdk::tag::{Owner, PREFIX};
+    let Some(comment) = comment else {
+        return format!("not ours (it has no comment, so no tag {PREFIX}{instance}/…)");
+    };
+    let shown: String = crate::log::sanitize(comment).chars().take(120).collect();
+    match Owner::parse(comment) {
+        Some(owner) => format!(
+            "not ours (comment '{shown}': instance '{}' wrote it)",
+            owner.instance
+        ),
+        None => format!("not ours (comment '{shown}' carries no tag {PREFIX}{instance}/…)"),
     }
 }
 

@@ -8,6 +8,7 @@ fn guard_with(paths: &[&str]) -> Guard {
     let rules = EntryRules {
         never_ban: vec!["10.0.0.0/8".parse().unwrap()],
         node_addresses: vec!["192.0.2.10".parse().unwrap()],
+        resolved: Vec::new(),
         widest_ipv4: 16,
         widest_ipv6: 32,
     };
@@ -265,4 +266,63 @@ fn a_change_names_the_entry_as_pve_matches_it() {
     }
     assert!(check("POST", "/cluster/firewall/ipset/f2b/192.0.2.1", &[]).is_err());
     assert!(check("PUT", "/cluster/firewall/ipset/f2b", &[]).is_err());
+}
+
+// See: issue 13, item 1
+#[test]
+fn an_accept_list_is_the_hosts_alone() {
+    let mut guard = guard();
+    guard.mark_accept("trusted");
+    guard.protect_resolved(vec![("198.51.100.7".parse().unwrap(), "home.test".into())]);
+    let add = |cidr: &str| pairs(&[("cidr", cidr), ("comment", "home.test f2p:web01/dns/-")]);
+    let path = "/cluster/firewall/ipset/trusted";
+    // A policy may read it, never write it.
+    assert_eq!(guard.check("GET", path, &[]), Ok(Checked::Pass));
+    let e = guard.check("POST", path, &add("198.51.100.7")).unwrap_err();
+    assert!(e.contains("is an accept list"), "{e}");
+    let entry = "/cluster/firewall/ipset/trusted/198.51.100.7";
+    assert!(guard.check("DELETE", entry, &[]).is_err());
+    assert!(guard.check_entry("trusted", "198.51.100.7").is_err());
+    // The host may, and never_ban, the nodes and the names' own addresses
+    // do not deny it; the width does.
+    for cidr in ["198.51.100.7", "10.1.2.3", "192.0.2.10"] {
+        assert!(
+            matches!(
+                guard.check_host("POST", path, &add(cidr)),
+                Ok(Checked::Add { .. })
+            ),
+            "{cidr}"
+        );
+    }
+    let e = guard
+        .check_host("POST", path, &add("0.0.0.0/1"))
+        .unwrap_err();
+    assert!(e.contains("widest_ipv4"), "{e}");
+    assert!(guard.check_host("DELETE", entry, &[]).is_ok());
+    // In the ban list the resolved address is refused, by the host too.
+    assert!(post("198.51.100.0/24").is_ok(), "no name resolved there");
+    let ban = pairs(&[("cidr", "198.51.100.0/24")]);
+    let e = guard
+        .check("POST", "/cluster/firewall/ipset/f2b", &ban)
+        .unwrap_err();
+    assert!(e.contains("an address of 'home.test'"), "{e}");
+    let e = guard
+        .check_host("POST", "/cluster/firewall/ipset/f2b", &ban)
+        .unwrap_err();
+    assert!(e.contains("never_ban_resolved"), "{e}");
+    // A grant from a request does not turn an accept list into a ban list.
+    guard.allow_ipset("trusted");
+    assert!(guard.check("POST", path, &add("198.51.100.8")).is_err());
+}
+
+#[test]
+fn the_words_say_whose_an_entry_is() {
+    let words = not_ours(Some("manual-by-admin"), "web01");
+    assert_eq!(
+        words,
+        "not ours (comment 'manual-by-admin' carries no tag f2p:web01/…)"
+    );
+    let words = not_ours(Some("x f2p:other/sshd/1"), "web01");
+    assert!(words.contains("instance 'other' wrote it"), "{words}");
+    assert!(not_ours(None, "web01").contains("no comment"));
 }

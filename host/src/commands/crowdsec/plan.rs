@@ -209,6 +209,7 @@ pub fn plan(
             bantime: Some((c.expires - now).max(1)),
             failures: None,
             restored: true,
+            dns: None,
         };
         match by_entry.get(c.entry.as_str()) {
             Some(d) if d.expires == Some(c.expires) && d.request.comment == req.comment => {}

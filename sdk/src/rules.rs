@@ -1,17 +1,34 @@
-//! The administrator's rules, applied to every entry before it is banned or
-//! unbanned: networks never to ban, the PVE nodes' own addresses, and the
-//! widening of IPv6 bans to a prefix.
+//! The settings the host passes (the `settings` import) and the
+//! administrator's rules they carry, applied to every entry before it is
+//! banned or unbanned: networks never to ban, the PVE nodes' own addresses,
+//! and the widening of IPv6 bans to a prefix.
 //!
-//! The host passes them through the `settings` import (see `wit/policy.wit`);
+//! The names are the host's: [`NEVER_BAN`], [`PVE_HOSTS`], [`IPV6_PREFIX`],
+//! and `policy.NAME` ([`POLICY_PREFIX`]) for each key of the config's
+//! `[policy_settings]`. A value a policy cannot work with is
+//! [`Error::Denied`] naming the setting ([`bad_setting`]): exit 3, a
+//! configuration error, and the policy must not ban with half of its rules.
+//!
 //! [`Rules::from_settings`] reads them with a lookup function, so the tests
-//! below run natively with a map.
+//! below run natively with a map; [`Rules::from_host`] asks the host.
 
 use std::net::IpAddr;
+use std::str::FromStr;
 
 use ipnet::IpNet;
 
-use crate::cidr::{self, Entry};
-use crate::plan::{Error, Method, Pve, Response};
+use crate::cidr::{self, Cidr};
+use crate::types::Error;
+
+/// `never-ban`: networks never to ban, space-separated
+/// (`10.0.0.0/8 192.0.2.1`), from `[rules] never_ban`.
+pub const NEVER_BAN: &str = "never-ban";
+/// `pve-hosts`: the PVE nodes' own addresses, space-separated.
+pub const PVE_HOSTS: &str = "pve-hosts";
+/// `ipv6-prefix`: widen IPv6 bans to this prefix length (`64`), if set.
+pub const IPV6_PREFIX: &str = "ipv6-prefix";
+/// `policy.NAME`: the config's `[policy_settings]` NAME, as text.
+pub const POLICY_PREFIX: &str = "policy.";
 
 /// What the settings say; empty by default (no rule refuses anything).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,23 +46,23 @@ impl Rules {
     /// host should never have passed is an error naming the setting: the
     /// policy must not ban with half of its rules.
     pub fn from_settings(get: impl Fn(&str) -> Option<String>) -> Result<Rules, Error> {
-        let never_ban = words(get("never-ban"))
-            .map(|net| parse_net(&net).map_err(|e| bad_setting("never-ban", &net, &e)))
+        let never_ban = words(get(NEVER_BAN))
+            .map(|net| parse_net(&net).map_err(|e| bad_setting(NEVER_BAN, &net, &e)))
             .collect::<Result<_, _>>()?;
-        let pve_hosts = words(get("pve-hosts"))
+        let pve_hosts = words(get(PVE_HOSTS))
             .map(|addr| {
                 addr.parse::<IpAddr>()
-                    .map_err(|e| bad_setting("pve-hosts", &addr, &e.to_string()))
+                    .map_err(|e| bad_setting(PVE_HOSTS, &addr, &e.to_string()))
             })
             .collect::<Result<_, _>>()?;
-        let ipv6_prefix = match get("ipv6-prefix") {
+        let ipv6_prefix = match get(IPV6_PREFIX) {
             None => None,
             Some(text) => Some(
                 text.trim()
                     .parse::<u8>()
                     .ok()
                     .filter(|p| (1..=128).contains(p))
-                    .ok_or_else(|| bad_setting("ipv6-prefix", &text, "not 1 to 128"))?,
+                    .ok_or_else(|| bad_setting(IPV6_PREFIX, &text, "not 1 to 128"))?,
             ),
         };
         Ok(Rules {
@@ -58,7 +75,7 @@ impl Rules {
     /// The entry to send for `entry`: refused if it touches a PVE node or a
     /// never-ban network, widened if it is IPv6 and narrower than the prefix.
     /// Ban and unban both call it, so unban deletes what ban stored.
-    pub fn apply(&self, entry: Entry) -> Result<Entry, Error> {
+    pub fn apply(&self, entry: Cidr) -> Result<Cidr, Error> {
         let entry = self.widen(entry)?;
         let net = entry.net();
         if let Some(host) = self.pve_hosts.iter().find(|h| net.contains(*h)) {
@@ -75,7 +92,7 @@ impl Rules {
         Ok(entry)
     }
 
-    fn widen(&self, entry: Entry) -> Result<Entry, Error> {
+    fn widen(&self, entry: Cidr) -> Result<Cidr, Error> {
         let (Some(prefix), IpNet::V6(net)) = (self.ipv6_prefix, entry.net()) else {
             return Ok(entry);
         };
@@ -112,74 +129,39 @@ fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(b) || b.contains(a)
 }
 
-fn bad_setting(name: &str, value: &str, why: &str) -> Error {
+/// The error for a setting a policy cannot work with: `denied` naming the
+/// setting and its value (exit 3: a person must fix the configuration).
+pub fn bad_setting(name: &str, value: &str, why: &str) -> Error {
     Error::Denied(format!("the host's setting '{name}' has '{value}': {why}"))
 }
 
-/// A [`Pve`] that keeps the body of the last answer it passed on, so that
-/// `start` and `check` can judge the IPSet's size without a second GET.
-pub struct Watching<'a, P: Pve> {
-    inner: &'a mut P,
-    pub last_body: Option<String>,
+/// The `[policy_settings]` value `name` read with `get`, parsed; `default`
+/// when it is not set; [`bad_setting`] when it does not parse.
+pub fn parse_setting<T: FromStr>(
+    get: impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+) -> Result<T, Error>
+where
+    T::Err: std::fmt::Display,
+{
+    let key = format!("{POLICY_PREFIX}{name}");
+    match get(&key) {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| bad_setting(&key, &text, &e.to_string())),
+    }
 }
 
-impl<'a, P: Pve> Watching<'a, P> {
-    pub fn new(inner: &'a mut P) -> Self {
-        Watching {
-            inner,
-            last_body: None,
+crate::with_host! {
+    impl Rules {
+        /// The rules of the host's settings; a bad one is [`bad_setting`].
+        pub fn from_host() -> Result<Rules, Error> {
+            Rules::from_settings(crate::settings::get)
         }
     }
-
-    /// [`budget_warning`] for the last body seen.
-    pub fn budget_warning(&self, ipset: &str) -> Option<String> {
-        budget_warning(ipset, self.last_body.as_deref()?)
-    }
-}
-
-impl<P: Pve> Pve for Watching<'_, P> {
-    fn request(
-        &mut self,
-        method: Method,
-        path: &str,
-        params: &[(&str, &str)],
-    ) -> Result<Response, Error> {
-        let outcome = self.inner.request(method, path, params);
-        if let Ok(response) = &outcome {
-            self.last_body = Some(response.body.clone());
-        }
-        outcome
-    }
-}
-
-/// Bytes `cluster.fw` may hold, for all of the datacenter firewall.
-pub const CLUSTER_FW_BUDGET: usize = 1024 * 1024;
-
-/// A warning when the IPSet in a `GET /cluster/firewall/ipset/NAME` body
-/// takes more than 3/4 of `cluster.fw`'s budget: each entry is one line,
-/// `cidr # comment`. `None` when it is far from full or the body is unreadable.
-pub fn budget_warning(ipset: &str, body: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(body).ok()?;
-    let entries = value.get("data")?.as_array()?;
-    let bytes: usize = entries.iter().map(line_bytes).sum();
-    if bytes * 4 < CLUSTER_FW_BUDGET * 3 {
-        return None;
-    }
-    Some(format!(
-        "IPSet '{ipset}' takes about {} KiB of the 1024 KiB that cluster.fw may hold \
-         ({} entries); PVE refuses writes once the file is full: shorten ban times or \
-         comments, or ban networks",
-        bytes / 1024,
-        entries.len()
-    ))
-}
-
-/// One entry's line in `cluster.fw`: `[!]cidr[ # comment]\n`.
-fn line_bytes(entry: &serde_json::Value) -> usize {
-    let text = |key: &str| entry.get(key).and_then(|v| v.as_str()).map_or(0, str::len);
-    let comment = text("comment");
-    let nomatch = usize::from(entry.get("nomatch").is_some());
-    nomatch + text("cidr") + if comment > 0 { comment + 3 } else { 0 } + 1
 }
 
 #[cfg(test)]
@@ -255,6 +237,18 @@ mod tests {
     }
 
     #[test]
+    fn policy_settings_parse_with_a_default_and_name_a_bad_value() {
+        let get = |name: &str| (name == "policy.threshold").then(|| " 3 ".to_string());
+        assert_eq!(parse_setting(get, "threshold", 5u32), Ok(3));
+        assert_eq!(parse_setting(get, "window", 600u64), Ok(600));
+        let get = |_: &str| Some("soon".to_string());
+        let Err(Error::Denied(m)) = parse_setting(get, "window", 600u64) else {
+            panic!()
+        };
+        assert!(m.contains("'policy.window' has 'soon'"), "{m}");
+    }
+
+    #[test]
     fn bad_settings_are_errors_naming_them() {
         let Err(Error::Denied(m)) = rules(&[("never-ban", "10.0.0.0/33")]) else {
             panic!()
@@ -262,18 +256,5 @@ mod tests {
         assert!(m.contains("never-ban") && m.contains("10.0.0.0/33"), "{m}");
         assert!(rules(&[("ipv6-prefix", "0")]).is_err());
         assert!(rules(&[("pve-hosts", "pve.test")]).is_err());
-    }
-
-    #[test]
-    fn budget_warning_only_near_the_limit() {
-        let entry = r#"{"cidr":"203.0.113.77","comment":"[2026/01/01 00:00:00] sshd: 3 failures","digest":"x"}"#;
-        let body = |n: usize| format!(r#"{{"data":[{}]}}"#, vec![entry; n].join(","));
-        assert_eq!(budget_warning("f2b", &body(100)), None);
-        let m = budget_warning("f2b", &body(16_000)).unwrap();
-        assert!(
-            m.contains("IPSet 'f2b'") && m.contains("16000 entries"),
-            "{m}"
-        );
-        assert_eq!(budget_warning("f2b", "not json"), None);
     }
 }

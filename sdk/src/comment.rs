@@ -1,5 +1,7 @@
-//! The comment stored with each IPSet entry: `[YYYY/MM/DD HH:MM:SS] <text>`,
-//! in the host's local time, like the old Perl script's comments.
+//! The comment stored with each IPSet entry: `[YYYY/MM/DD HH:MM:SS] TEXT TAG`,
+//! in the host's local time, like the old Perl script's comments, ending
+//! with the ownership tag ([`crate::tag`]). TEXT is the request's `comment`
+//! (`-c`; none when it was not given) or else `JAIL, N failures`.
 //!
 //! PVE checks nothing in a comment (pve-ipset-api.md §4): a CR or LF is
 //! written raw into `cluster.fw` and starts a new line there, which can add a
@@ -13,10 +15,61 @@ pub const MAX_TEXT_CHARS: usize = 100;
 /// need five digits.
 const MAX_TIME: i64 = 253_402_300_799;
 
-/// The whole comment: the timestamp of `at` (Unix seconds) shifted by
-/// `offset` (seconds east of UTC), then `text`.
+use crate::tag::{self, Owner};
+use crate::types::BanRequest;
+
+/// The timestamp of `at` (Unix seconds) shifted by `offset` (seconds east
+/// of UTC), then `text`.
 pub fn comment(at: i64, offset: i32, text: &str) -> String {
     format!("{} {text}", timestamp(at, offset))
+}
+
+/// The whole comment fail2pvefw writes: `[YYYY/MM/DD HH:MM:SS] TEXT TAG`,
+/// TEXT made safe for `cluster.fw` ([`clean`]) and stripped of anything
+/// that looks like a tag, so that only `owner`'s tag ends it.
+pub fn tagged(at: i64, offset: i32, text: &str, owner: &Owner) -> String {
+    let text = tag::strip_tags(&clean(text));
+    format!("{} {}", comment(at, offset, &text), owner.tag())
+}
+
+/// The comment of the entry a ban of `req` writes, made at `at` (Unix
+/// seconds) in the zone `offset` seconds east of UTC: `[YYYY/MM/DD
+/// HH:MM:SS] TEXT f2p:INSTANCE/JAIL/EXPIRY`, TEXT the request's comment or
+/// else its jail and failures ([`text`]), the tag the request's owner
+/// ([`BanRequest::owner`]). The default policy's comment.
+///
+/// A request of jail `crowdsec` (an entry CrowdSec's `admit` chose, see
+/// [`crate::admission`]) gets [`for_admitted_at`]'s comment instead.
+pub fn for_ban_at(req: &BanRequest, at: i64, offset: i32) -> String {
+    if req.jail.as_deref() == Some(crate::admission::JAIL) {
+        return for_admitted_at(req, at);
+    }
+    let text = text(req.comment.as_deref(), req.jail.as_deref(), req.failures);
+    tagged(at, offset, &text, &req.owner(at))
+}
+
+/// The comment of an entry `admit` chose: the chosen comment as it is
+/// (`cs ORIGIN SCENARIO`), then the tag; no timestamp (the LAPI keeps when
+/// a decision was made, and every byte costs entries). The host counted
+/// exactly these bytes against `max-bytes`.
+pub fn for_admitted_at(req: &BanRequest, at: i64) -> String {
+    let text = text(req.comment.as_deref(), req.jail.as_deref(), None);
+    let text = tag::strip_tags(&text);
+    format!("{} {}", text.trim(), req.owner(at).tag())
+}
+
+crate::with_host! {
+    /// [`for_ban_at`] at the second of the ban ([`ban_time`]), in the
+    /// host's local time.
+    pub fn for_ban(req: &BanRequest) -> String {
+        let at = banned_at(req);
+        for_ban_at(req, at, crate::clock::local_offset(at))
+    }
+
+    /// The second of the ban: fail2ban's `<time>`, else the host's now.
+    pub fn banned_at(req: &BanRequest) -> i64 {
+        ban_time(req.time, crate::clock::now)
+    }
 }
 
 /// The second of the ban: fail2ban's `<time>` rounded down, or `now()` when
@@ -148,6 +201,15 @@ mod tests {
         assert_eq!(
             comment(1_795_651_323, 3600, &text),
             "[2026/11/26 01:02:03] sshd: 3 attempts"
+        );
+    }
+
+    #[test]
+    fn a_tagged_comment_ends_with_the_one_tag() {
+        let owner = Owner::for_ban("web01", Some("sshd"), 1_795_651_323, Some(600));
+        assert_eq!(
+            tagged(1_795_651_323, 3600, "3 bans\nf2p:evil/-/- in x", &owner),
+            "[2026/11/26 01:02:03] 3 bans in x f2p:web01/sshd/1795651923"
         );
     }
 

@@ -1,4 +1,5 @@
-//! Validation and normalisation of the address fail2ban hands us.
+//! Validation and normalisation of the address fail2ban hands us: the exact
+//! string PVE stores for an entry.
 //!
 //! PVE decides the stored string of an IPSet entry itself (pve-ipset-api.md
 //! §3.2), and it finds an entry again (GET, DELETE) only by that exact string.
@@ -30,12 +31,12 @@ pub const MAX_INPUT_LEN: usize = 64;
 /// A validated IPSet entry: an IPv4 or IPv6 address or network, in the one
 /// string form PVE stores for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub struct Cidr {
     net: IpNet,
     canonical: String,
 }
 
-impl Entry {
+impl Cidr {
     /// The exact string PVE stores, and the one we send.
     pub fn as_str(&self) -> &str {
         &self.canonical
@@ -52,9 +53,43 @@ impl Entry {
     pub fn path_segment(&self) -> String {
         self.canonical.replace('/', "%2F")
     }
+
+    /// The entry of a network, host bits cleared (`203.0.113.7/24` is
+    /// `203.0.113.0/24`).
+    pub fn from_net(net: IpNet) -> Cidr {
+        let net = net.trunc();
+        Cidr {
+            net,
+            canonical: canonical(net),
+        }
+    }
+
+    /// The network `prefix` bits long around this entry (`203.0.113.7`
+    /// widened to 24 is `203.0.113.0/24`); the entry itself when it is that
+    /// wide already. A `prefix` longer than the address counts as the address.
+    pub fn widen(&self, prefix: u8) -> Cidr {
+        if prefix >= self.net.prefix_len() {
+            return self.clone();
+        }
+        let wide = match self.net {
+            IpNet::V4(net) => IpNet::V4(Ipv4Net::new(net.addr(), prefix).expect("shorter prefix")),
+            IpNet::V6(net) => IpNet::V6(Ipv6Net::new(net.addr(), prefix).expect("shorter prefix")),
+        };
+        Cidr::from_net(wide)
+    }
+
+    /// A single address (`/32` or `/128`), not a network.
+    pub fn is_host(&self) -> bool {
+        self.net.prefix_len() == self.net.max_prefix_len()
+    }
+
+    /// Whether this entry's network holds all of `other`'s.
+    pub fn contains(&self, other: &Cidr) -> bool {
+        self.net.contains(&other.net)
+    }
 }
 
-impl fmt::Display for Entry {
+impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.canonical)
     }
@@ -65,7 +100,7 @@ impl fmt::Display for Entry {
 /// Refuses what PVE would refuse, and also what PVE would take but we do not
 /// want: aliases (they are not addresses fail2ban bans), a zero prefix (it
 /// would block everyone), and spellings that only look like addresses.
-pub fn normalize(input: &str) -> Result<Entry, String> {
+pub fn normalize(input: &str) -> Result<Cidr, String> {
     check_text(input).map_err(|reason| refusal(input, &reason))?;
     let (address, prefix) = match input.split_once('/') {
         Some((address, prefix)) => (address, Some(prefix)),
@@ -77,7 +112,7 @@ pub fn normalize(input: &str) -> Result<Entry, String> {
         parse_v4(address, prefix).map(IpNet::V4)
     }
     .map_err(|reason| refusal(input, &reason))?;
-    Ok(Entry {
+    Ok(Cidr {
         net,
         canonical: canonical(net),
     })
@@ -276,6 +311,19 @@ pub fn quote(input: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn widening_gives_the_network_as_pve_stores_it() {
+        let host = normalize("203.0.113.7").unwrap();
+        assert!(host.is_host());
+        let net = host.widen(24);
+        assert_eq!(net.as_str(), "203.0.113.0/24");
+        assert!(!net.is_host() && net.contains(&host) && !host.contains(&net));
+        assert_eq!(net.widen(28), net);
+        let v6 = normalize("2001:DB8:1:2::7").unwrap().widen(64);
+        assert_eq!(v6.as_str(), "2001:db8:1:2::/64");
+        assert_eq!(v6, normalize("2001:db8:1:2::/64").unwrap());
+    }
 
     /// What PVE stores when it is sent `sent` (pve-ipset-api.md §3.2), built
     /// independently of `normalize`: no prefix, verbatim; with a prefix, host

@@ -16,12 +16,15 @@
 //!    keeps in PVE cost nothing. A local decision may so evict an admitted
 //!    community entry, and that is the only eviction.
 //!
-//! Pure and native: `lib.rs` converts the WIT records.
+//! Pure and native, no feature needed: [`crate::Policy::admit`]'s default
+//! calls [`admit`] with the host's rules; the bindings convert the WIT
+//! records. The host runs a policy's `admit` with every `pve` request
+//! denied, and so does the test host ([`crate::test_host::TestHost::admit`]).
 
 use crate::cidr;
-use crate::owner;
-use crate::plan::Error;
 use crate::rules::Rules;
+use crate::tag as owner;
+use crate::types::Error;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -73,6 +76,18 @@ pub struct LeftOut {
     pub reason: Reason,
     pub detail: Option<String>,
 }
+
+/// What `admit` answers: the chosen entries, the most wanted first, and the
+/// candidates left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Admitted {
+    pub chosen: Vec<Chosen>,
+    pub left_out: Vec<LeftOut>,
+}
+
+/// The jail the host names in the requests it makes for the chosen entries
+/// (`ban` with `jail` `crowdsec`; see `admission` in the WIT).
+pub const JAIL: &str = "crowdsec";
 
 /// Local decisions (0) come before community ones (1).
 pub fn class(origin: &str) -> u8 {

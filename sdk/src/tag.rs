@@ -2,22 +2,32 @@
 //!
 //! `[2026/11/26 01:02:03] sshd: 3 attempts f2p:web01/sshd/1764120123`
 //!
-//! It says which fail2pvefw instance wrote the entry, for which jail, and
-//! when the ban ends, so `sync` can remove its own expired entries even when
-//! fail2ban is gone, and never touches an entry someone else wrote. It is
-//! short on purpose: `cluster.fw` holds the whole datacenter firewall in
-//! 1 MiB, and every byte of comment costs entries.
+//! `f2p:INSTANCE/JAIL/EXPIRY` as the comment's last word: which fail2pvefw
+//! instance wrote the entry, for which jail (`-` for none), and the Unix
+//! second its ban ends (`-` for a permanent one). Names keep only
+//! `[A-Za-z0-9._-]`, at most 32 characters.
+//!
+//! The host reads it with this same code (it depends on this crate without
+//! features): it sends a PUT or DELETE of an entry only when the entry
+//! carries this instance's tag, and `sync` removes this instance's entries
+//! whose EXPIRY has passed, even when fail2ban is gone; an entry someone
+//! else wrote is never touched. It is short on purpose: `cluster.fw` holds
+//! the whole datacenter firewall in 1 MiB, and every byte of comment costs
+//! entries.
 
 /// Marks the tag; the last word of the comment.
 pub const PREFIX: &str = "f2p:";
 /// Longest instance and jail names kept in a tag.
-const MAX_NAME: usize = 32;
+pub const MAX_NAME: usize = 32;
 
+/// Who wrote an entry: the fields of its tag (the WIT `owner`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Owner {
+    /// The fail2pvefw instance that wrote it.
     pub instance: String,
+    /// The jail that banned it, if any.
     pub jail: Option<String>,
-    /// Unix seconds; `None` for a permanent ban.
+    /// When the ban ends, Unix seconds; `None` for a permanent ban.
     pub expires: Option<i64>,
 }
 
@@ -68,6 +78,14 @@ impl Owner {
             expires,
         })
     }
+}
+
+/// Whether a comment carries the tag of `instance` (as its tags name it,
+/// [`tag_name`]): the host's test before it lets a PUT or DELETE through.
+pub fn is_ours(comment: Option<&str>, instance: &str) -> bool {
+    comment
+        .and_then(Owner::parse)
+        .is_some_and(|owner| owner.instance == instance)
 }
 
 /// This instance's name as its tags carry it.
@@ -135,6 +153,26 @@ mod tests {
         ] {
             assert_eq!(Owner::parse(comment), None, "{comment:?}");
         }
+    }
+
+    #[test]
+    fn ownership_is_this_instances_tag_only() {
+        assert!(is_ours(Some("x f2p:web01/sshd/5"), "web01"));
+        assert!(!is_ours(Some("x f2p:web02/sshd/5"), "web01"));
+        assert!(!is_ours(Some("x f2p:web011/sshd/5"), "web01"));
+        assert!(!is_ours(Some("manual-by-admin"), "web01"));
+        assert!(!is_ours(None, "web01"));
+    }
+
+    #[test]
+    fn names_that_are_not_kept_whole_are_no_tag() {
+        for comment in ["f2p:-/sshd/1", "f2p:web 01/sshd/1", "f2p:web01/ss%hd/1"] {
+            assert_eq!(Owner::parse(comment), None, "{comment:?}");
+        }
+        let long = format!("f2p:{}/-/-", "a".repeat(33));
+        assert_eq!(Owner::parse(&long), None);
+        let tag = Owner::parse("[2023/11/14 22:13:20] sshd, 3 failures f2p:web01/sshd/1700000600");
+        assert_eq!(tag.unwrap().expires, Some(1_700_000_600));
     }
 
     #[test]
