@@ -198,6 +198,20 @@ row "one foreground ban (\`-f ban\`, whole process), wall" \
     "$fg_wall ms ± $fg_sd; curl POST $curl_wall ms ± $curl_sd; **$(ratio "$fg_wall" "$curl_wall")× curl**" "≤ 1.1× curl"
 row "one foreground ban, CPU (user + sys)" "**$fg_cpu ms**; curl $curl_cpu ms" "≤ 15 ms"
 
+# === 1b. the first ban on a fresh state directory ============================
+echo "== 1b. the first -f ban on a fresh state directory" >&2
+fresh=$work/fresh-state
+fresh_cfg=$work/fresh.toml
+sed "s|^dir = .*|dir = \"$fresh\"|" "$cfg" >"$fresh_cfg"
+chmod 600 "$fresh_cfg"
+grep -q "^dir = \"$fresh\"" "$fresh_cfg" || { echo "no [state] dir in $cfg" >&2; exit 1; }
+hf --export-json "$work/fresh.json" \
+    -n 'first -f ban, fresh state dir' --prepare "rm -rf $fresh" \
+    "$bin --config $fresh_cfg -f ban 203.0.113.93 --jail sshd --failures 3 --bantime 3600"
+[ ! -e "$fresh/cache" ] || { echo "the default policy left a cache in $fresh" >&2; exit 1; }
+row "the first \`-f ban\` on a fresh state directory (state.db created, policy's built-in code loaded) / a later one (above)" \
+    "**$(hf_stat "$work/fresh.json" 0 mean) ms** ± $(hf_stat "$work/fresh.json" 0 stddev) / $fg_wall ms" "about the same"
+
 # === 2. what fail2ban waits for a background ban =============================
 echo "== 2. background ban (what fail2ban waits for)" >&2
 hf --export-json "$work/bg.json" \

@@ -71,7 +71,7 @@ fn doctor_with_read_only_token_points_at_sys_modify() {
     );
     // Reading still works, so the other checks pass.
     assert!(line(&r, "IPSet exists").starts_with('✔'), "{r:?}");
-    assert!(r.stderr.contains("1 of 9 checks"), "{r:?}");
+    assert!(r.stderr.contains("1 of 10 checks"), "{r:?}");
     assert_no_secret(&r);
 }
 

@@ -5,10 +5,12 @@
 //! through the policy: this is the admin's tool, and it must work when the
 //! policy is what is broken. It reads only; it never prints the token's
 //! secret. Exit status: 0 when every check passes, 3 when a local check
-//! fails (the configuration file, the token file), else 1.
+//! fails (the configuration file, the token file, the compiled-code
+//! cache), else 1.
 
 use crate::config::{Config, HostPort, Pve, Trust, format_fingerprint};
 use crate::error::Result;
+use crate::runtime::compiled;
 use crate::transport::client::Client;
 use crate::transport::pins;
 use crate::transport::probe::{Presented, probe, why_refused};
@@ -51,6 +53,7 @@ pub fn run(config_path: &Path, ipset: Option<String>) -> Result<String> {
     );
     token_file(&mut doc, &config.token_path);
     crowdsec::check(&mut doc, &config);
+    compiled_code(&mut doc, &config.state_dir);
     let mut client = None;
     for pve in node_configs(&config.pve) {
         if let Some(c) = node(&mut doc, &config, &pve) {
@@ -123,6 +126,53 @@ fn token_file(doc: &mut Doctor, path: &Path) {
             None,
         ),
     }
+}
+
+/// The policies' native code: the default policy's built-in code loads on
+/// this machine, and each file of the cache matches the SHA-256 recorded
+/// when fail2pvefw wrote it (a run would refuse it, and compile again).
+fn compiled_code(doc: &mut Doctor, state_dir: &Path) {
+    let name = "compiled policy code";
+    let builtin = match compiled::engine()
+        .map_err(|e| format!("{e:#}"))
+        .and_then(|engine| compiled::load_embedded(&engine))
+    {
+        Ok(_) => "the default policy's is built in".to_string(),
+        Err(why) => format!(
+            "the default policy's built-in code does not load here ({why}), so each run compiles it (about 0.2 s)"
+        ),
+    };
+    let dir = compiled::Cache::in_state_dir(state_dir).dir();
+    let files = match compiled::check_cache(state_dir) {
+        Ok(files) => files,
+        Err(why) => return doc.fail_local(name, &why, None),
+    };
+    let bad: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let why = f.verdict.as_ref().err()?;
+            Some(format!("'{}' {why}", f.path.display()))
+        })
+        .collect();
+    if bad.is_empty() {
+        let cached = match files.len() {
+            0 => format!("no cached code in '{}'", dir.display()),
+            n => format!(
+                "{n} cached file(s) in '{}', each matching the SHA-256 recorded when it was written",
+                dir.display()
+            ),
+        };
+        return doc.pass(name, &format!("{builtin}; {cached}"));
+    }
+    let why = format!(
+        "{}\nsuch a file is never run: the next run of its policy warns, compiles the policy again and replaces it",
+        bad.join("\n")
+    );
+    let fix = format!(
+        "nothing is needed; to clear the cache now (policies are recompiled as they are used):\n  rm -r '{}'",
+        dir.display()
+    );
+    doc.fail_local(name, &why, Some(&fix));
 }
 
 /// Reachable, TLS verified, token accepted: the client when all three pass.
