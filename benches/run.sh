@@ -9,8 +9,9 @@
 #   N=200 RUNS=10 benches/run.sh    # quicker
 #   SKIP_BUILD=1 benches/run.sh     # use the release binaries as they are
 #   KEEP=1 benches/run.sh           # keep the work dir (logs) afterwards
-#   SERVE_ONLY=1 benches/run.sh     # only `fail2pvefw serve` and the Python action (section 7)
+#   SERVE_ONLY=1 benches/run.sh     # only `fail2pvefw serve` and the Python action (section 8)
 #   TMPDIR=/dev/shm benches/run.sh  # state on tmpfs: shows what fsync costs
+#   RATE=2 benches/run.sh           # [pve] writes_per_second (default here 1000)
 #
 # Needs hyperfine, curl, /usr/bin/time (package `time`), fail2ban, python3:
 #   apt-get install -y hyperfine curl time fail2ban
@@ -72,6 +73,9 @@ emu_start() { # NAME: sets emu_dir, cfg, host, token
     for _ in $(seq 100); do grep -q '^config:' "$emu_dir/emu.out" 2>/dev/null && break; sleep 0.05; done
     grep -q '^config:' "$emu_dir/emu.out" || { cat "$emu_dir/emu.out" "$emu_dir/emu.log" >&2; exit 1; }
     cfg=$emu_dir/config.toml
+    # The figures measure fail2pvefw and the emulator, not [pve]
+    # writes_per_second (its default, 2, would set the pace of 1000 bans).
+    sed -i "s/^ipset = \(.*\)$/ipset = \1\nwrites_per_second = ${RATE:-1000}/" "$cfg"
     host=$(sed -n 's/^host = "\(.*\)"/\1/p' "$cfg")
     token=$(sed -n 's/^token = "\(.*\)"/\1/p' "$cfg")
 }
@@ -230,7 +234,7 @@ rss_curl=$(max_rss_mib curl -sS -o /dev/null --cacert "$emu_dir/ca.pem" -H "Auth
 
 # === 6. wasm instantiate + call ==============================================
 echo "== 6. policy (wasm) cost" >&2
-wasm_bench=$(find "$root/host/benches" -maxdepth 1 -name '*.rs' ! -name 'e2e.rs' 2>/dev/null | head -n1 || true)
+wasm_bench=$(find "$root/host/benches" -maxdepth 1 -name 'startup.rs' 2>/dev/null | head -n1 || true)
 if [ -n "$wasm_bench" ]; then
     name=$(basename "$wasm_bench" .rs)
     echo "== cargo bench -p fail2pvefw --bench $name" >&2
@@ -322,9 +326,6 @@ f2b_stop "$real"
 row "peak memory (max RSS) of one \`-f ban\`" "**$rss_fg MiB**; curl $rss_curl MiB" "≤ 20 MiB"
 row "peak memory of \`sync\` over $N entries" "$rss_sync MiB" "≤ 20 MiB"
 
-fi # SERVE_ONLY
-
-# === 7. fail2pvefw serve and the Python action ===============================
 serve_start() { # CFG SOCKET: `fail2pvefw serve` on CFG, until SOCKET answers
     "$bin" --config "$1" serve 2>>"$1.serve.log" &
     serve_pids+=($!)
@@ -341,7 +342,7 @@ with_socket() { # appends [serve] socket to $cfg; sets sock
     printf '\n[serve]\nsocket = "%s"\n' "$sock" >>"$cfg"
 }
 for n in ${SERVE_NS:-200 1000}; do
-    echo "== 7. banip of $n: actionban = true / fail2pvefw.conf / fail2pvefw.py + serve" >&2
+    echo "== 8. banip of $n: actionban = true / fail2pvefw.conf / fail2pvefw.py + serve" >&2
     mapfile -t addrs < <(ips "$n")
     w=$work/s7-true-$n
     f2b_setup "$w" "f2b-noop"
@@ -381,7 +382,7 @@ for n in ${SERVE_NS:-200 1000}; do
         "Python action ≤ 1.0× \`true\`"
 done
 
-echo "== 7b. CLI background ban without and with the service" >&2
+echo "== 8b. CLI background ban without and with the service" >&2
 emu_start s7-bg
 with_socket
 f2p="$bin --config $cfg"
@@ -397,7 +398,19 @@ bg_alone=$(hf_stat "$work/bg-alone.json" 0 mean)
 bg_served=$(hf_stat "$work/bg-served.json" 0 mean)
 row "one CLI background \`ban\` (what fail2ban's shell action waits for): without / with \`fail2pvefw serve\`" \
     "$bg_alone ms ± $(hf_stat "$work/bg-alone.json" 0 stddev) / **$bg_served ms** ± $(hf_stat "$work/bg-served.json" 0 stddev) ($(ratio "$bg_served" "$bg_alone")×)" ""
+=======
+# === 7. CrowdSec: 20,000 decisions to a capped set, one write at 15,000 ======
+echo "== 7. cargo bench -p fail2pvefw --bench crowdsec (needs scripts/install-crowdsec)" >&2
+if scripts/install-crowdsec >/dev/null 2>&1; then
+    cargo bench --quiet -p fail2pvefw --bench crowdsec | tee "$work/crowdsec.txt" >&2
+    row "CrowdSec: 20,000 decisions to a capped set; one PVE write at 15,000 entries" \
+        "see \`cargo bench -p fail2pvefw --bench crowdsec\` (printed below)" ""
+else
+    row "CrowdSec" "skipped: scripts/install-crowdsec failed" ""
+fi
+fi # SERVE_ONLY
 
+# === 8. fail2pvefw serve and the Python action ========================
 # === the table ===============================================================
 cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)
 echo
@@ -406,9 +419,11 @@ echo
 echo "| measure | figure | goal |"
 echo "|---|---|---|"
 printf '%s\n' "${rows[@]}"
-if [ -s "$work/wasm.txt" ]; then
-    echo
-    echo '```'
-    cat "$work/wasm.txt"
-    echo '```'
-fi
+for printed in "$work/wasm.txt" "$work/crowdsec.txt"; do
+    if [ -s "$printed" ]; then
+        echo
+        echo '```'
+        cat "$printed"
+        echo '```'
+    fi
+done

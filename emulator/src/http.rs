@@ -225,6 +225,7 @@ fn record(
         params,
         authorization,
         status: resp.status,
+        at: std::time::Instant::now(),
     };
     shared.requests.lock().unwrap().push(rec);
 }

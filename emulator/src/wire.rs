@@ -81,4 +81,6 @@ pub struct Recorded {
     /// Whether an `Authorization` header was present at all.
     pub authorization: bool,
     pub status: u16,
+    /// When the answer was written (a write-rate check reads it).
+    pub at: std::time::Instant,
 }

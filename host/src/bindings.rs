@@ -7,6 +7,25 @@ wasmtime::component::bindgen!({ path: "../wit", world: "policy" });
 
 pub use self::exports::fail2pvefw::policy::action::{BanRequest, Entry};
 pub use self::fail2pvefw::policy::types::{Error as PolicyError, Refusal, RefusalCause};
+pub use admitting::exports::fail2pvefw::policy::admission;
+
+/// The world `admitting-policy`: `policy` and the optional `admission`
+/// export, which the host loads from a policy that has it. Generated on its
+/// own, with the imports and types of `policy` above.
+pub mod admitting {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "admitting-policy",
+        with: {
+            "fail2pvefw:policy/types": crate::bindings::fail2pvefw::policy::types,
+            "fail2pvefw:policy/pve": crate::bindings::fail2pvefw::policy::pve,
+            "fail2pvefw:policy/store": crate::bindings::fail2pvefw::policy::store,
+            "fail2pvefw:policy/clock": crate::bindings::fail2pvefw::policy::clock,
+            "fail2pvefw:policy/log": crate::bindings::fail2pvefw::policy::log,
+            "fail2pvefw:policy/settings": crate::bindings::fail2pvefw::policy::settings,
+        },
+    });
+}
 
 use wasmtime::Engine;
 use wasmtime::component::Component;

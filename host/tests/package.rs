@@ -137,6 +137,10 @@ fn deb_holds_the_files_with_their_modes() {
             "-rw-r--r--",
         ),
         (
+            "/usr/lib/systemd/system/fail2pvefw-crowdsec.service",
+            "-rw-r--r--",
+        ),
+        (
             "/usr/lib/systemd/system/fail2pvefw-dns.service",
             "-rw-r--r--",
         ),

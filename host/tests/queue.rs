@@ -626,7 +626,7 @@ fn a_version_1_state_keeps_its_queue_wishes_and_pins() {
         .state_db()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }
 
 #[test]

@@ -103,8 +103,8 @@ fn corpus(s: &Setup) -> Vec<Case> {
         ),
         case(
             "token in an unknown table",
-            format!("[crowdsec]\napi_key = \"{SECRET}\"\n{good_pve}"),
-            &["line 1", "`crowdsec`"],
+            format!("[crowdsek]\napi_key = \"{SECRET}\"\n{good_pve}"),
+            &["line 1", "`crowdsek`"],
         ),
         case(
             "bad escape in the token",

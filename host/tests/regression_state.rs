@@ -182,8 +182,9 @@ fn r10_6_a_node_named_by_host_name_is_never_banned() {
 #[test]
 fn r10_3_never_ban_is_checked_before_the_queue_whatever_the_policy() {
     // A policy that reads no rules: its `validate` answers 192.0.2.1 for
-    // any input. (The example policy, on the SDK, now refuses a never-ban
-    // address itself, so the host's check would not be reached.)
+    // any input that is not all digits and dots (those it keeps, for the
+    // CrowdSec tests). (The example policy, on the SDK, now refuses a
+    // never-ban address itself, so the host's check would not be reached.)
     let policy = wasm_build::hostile_policy().to_str().unwrap();
     let s = Setup::new();
     let text = std::fs::read_to_string(&s.config).unwrap();
@@ -191,8 +192,8 @@ fn r10_3_never_ban_is_checked_before_the_queue_whatever_the_policy() {
         "{text}\n[rules]\nnever_ban = [\"192.0.2.0/24\"]\n"
     ));
     for args in [
-        &["--policy", policy, "-f", "ban", "10.1.2.3"][..],
-        &["--policy", policy, "ban", "10.200.0.1"],
+        &["--policy", policy, "-f", "ban", "host-10.1.2.3"][..],
+        &["--policy", policy, "ban", "host-10.200.0.1"],
     ] {
         let r = s.run(args);
         assert_eq!(r.code, 2, "{r:?}");

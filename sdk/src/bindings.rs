@@ -10,12 +10,15 @@
 use std::marker::PhantomData;
 
 use crate::Policy;
+use crate::admission;
 use crate::tag::Owner;
 use crate::types::{BanRequest, Cause, Entry, Error, Level};
 
 wit_bindgen::generate!({
     path: "wit",
-    world: "policy",
+    // `policy` and its optional `admission`: every SDK policy exports both
+    // (`Policy::admit` has the default rules).
+    world: "admitting-policy",
     // `export_policy!` expands the export macro in the policy's crate, where
     // neither `wit_bindgen` nor these bindings are in scope by name.
     pub_export_macro: true,
@@ -24,9 +27,10 @@ wit_bindgen::generate!({
 });
 
 use exports::fail2pvefw::policy::action as wit_action;
+use exports::fail2pvefw::policy::admission as wit_admission;
 use fail2pvefw::policy::types as wit_types;
 
-/// Exports `P` as the world's `action` interface.
+/// Exports `P` as the world's `action` and `admission` interfaces.
 pub struct Adapter<P>(PhantomData<P>);
 
 impl<P: Policy> wit_action::Guest for Adapter<P> {
@@ -60,6 +64,70 @@ impl<P: Policy> wit_action::Guest for Adapter<P> {
 
     fn entries(ipset: String) -> Result<Vec<wit_action::Entry>, wit_types::Error> {
         Ok(P::entries(&ipset)?.into_iter().map(Into::into).collect())
+    }
+}
+
+impl<P: Policy> wit_admission::Guest for Adapter<P> {
+    fn admit(
+        candidates: Vec<wit_admission::Candidate>,
+        budget: wit_admission::Budget,
+    ) -> Result<wit_admission::Admitted, wit_types::Error> {
+        let candidates: Vec<admission::Candidate> =
+            candidates.into_iter().map(Into::into).collect();
+        let answer = P::admit(&candidates, &budget.into())?;
+        Ok(wit_admission::Admitted {
+            chosen: answer
+                .chosen
+                .into_iter()
+                .map(|c| wit_admission::Chosen {
+                    entry: c.entry,
+                    comment: c.comment,
+                })
+                .collect(),
+            left_out: answer
+                .left_out
+                .into_iter()
+                .map(|l| wit_admission::LeftOut {
+                    key: l.key,
+                    reason: match l.reason {
+                        admission::Reason::OverEntries => wit_admission::LeftReason::OverEntries,
+                        admission::Reason::OverBytes => wit_admission::LeftReason::OverBytes,
+                        admission::Reason::Aggregated => wit_admission::LeftReason::Aggregated,
+                    },
+                    detail: l.detail,
+                })
+                .collect(),
+        })
+    }
+}
+
+impl From<wit_admission::Candidate> for admission::Candidate {
+    fn from(c: wit_admission::Candidate) -> Self {
+        admission::Candidate {
+            key: c.key,
+            entry: c.entry,
+            origin: c.origin,
+            scenario: c.scenario,
+            expires: c.expires,
+            seen: c.seen,
+            admitted: c.admitted,
+        }
+    }
+}
+
+impl From<wit_admission::Budget> for admission::Budget {
+    fn from(b: wit_admission::Budget) -> Self {
+        admission::Budget {
+            ipset: b.ipset,
+            instance: b.instance,
+            now: b.now,
+            max_entries: b.max_entries,
+            max_bytes: b.max_bytes,
+            shared: b.shared,
+            aggregate_ipv4: b.aggregate_ipv4,
+            aggregate_ipv6: b.aggregate_ipv6,
+            aggregate_min: b.aggregate_min,
+        }
     }
 }
 

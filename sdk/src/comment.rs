@@ -37,9 +37,25 @@ pub fn tagged(at: i64, offset: i32, text: &str, owner: &Owner) -> String {
 /// HH:MM:SS] TEXT f2p:INSTANCE/JAIL/EXPIRY`, TEXT the request's comment or
 /// else its jail and failures ([`text`]), the tag the request's owner
 /// ([`BanRequest::owner`]). The default policy's comment.
+///
+/// A request of jail `crowdsec` (an entry CrowdSec's `admit` chose, see
+/// [`crate::admission`]) gets [`for_admitted_at`]'s comment instead.
 pub fn for_ban_at(req: &BanRequest, at: i64, offset: i32) -> String {
+    if req.jail.as_deref() == Some(crate::admission::JAIL) {
+        return for_admitted_at(req, at);
+    }
     let text = text(req.comment.as_deref(), req.jail.as_deref(), req.failures);
     tagged(at, offset, &text, &req.owner(at))
+}
+
+/// The comment of an entry `admit` chose: the chosen comment as it is
+/// (`cs ORIGIN SCENARIO`), then the tag; no timestamp (the LAPI keeps when
+/// a decision was made, and every byte costs entries). The host counted
+/// exactly these bytes against `max-bytes`.
+pub fn for_admitted_at(req: &BanRequest, at: i64) -> String {
+    let text = text(req.comment.as_deref(), req.jail.as_deref(), None);
+    let text = tag::strip_tags(&text);
+    format!("{} {}", text.trim(), req.owner(at).tag())
 }
 
 crate::with_host! {

@@ -50,13 +50,15 @@
 //!   error cases ([`answers`]), IPSet names and paths ([`ipset`]), the
 //!   settings the host passes and which error a bad one is ([`rules`]), the
 //!   exact normalisation PVE applies to an entry ([`cidr`]), the policy's
-//!   identity ([`identity`]). The host `fail2pvefw` uses this same code
+//!   identity ([`identity`]), and the default rules of what gets in when
+//!   more is wanted than PVE can hold ([`admission`], CrowdSec's
+//!   decisions). The host `fail2pvefw` uses this same code
 //!   (`default-features = false`) to read the tags it guards.
 //! - **The imports** as plain functions: [`pve::request`], [`store`],
 //!   [`clock`], [`log`], [`settings`]; on wasm32 they call the host
 //!   (feature `guest`), natively the test host.
 //! - **[`Policy`]**, the trait a policy implements (every export, with
-//!   defaults for `validate`, `start`, `check` and `entries`), and
+//!   defaults for `validate`, `start`, `check`, `entries` and `admit`), and
 //!   [`export_policy!`], which exports it (on wasm32 only, so the crate
 //!   also builds and tests natively).
 //! - **[`test_host::TestHost`]** (feature `test-host`, native targets
@@ -87,6 +89,7 @@ macro_rules! with_host {
 }
 pub(crate) use with_host;
 
+pub mod admission;
 pub mod answers;
 pub mod cidr;
 pub mod comment;
@@ -96,6 +99,7 @@ pub mod rules;
 pub mod tag;
 pub mod types;
 
+pub use admission::{Admitted, Budget, Candidate};
 pub use identity::Identity;
 pub use tag::Owner;
 pub use types::{BanRequest, Cause, Entry, Error, Level, Response};
@@ -119,7 +123,8 @@ pub use wit_bindgen as __wit_bindgen;
 pub mod test_host;
 
 /// Exports `$policy`, a type implementing [`Policy`], as the component's
-/// `action` interface. Expands to nothing on other targets than wasm32, so
+/// `action` and `admission` interfaces (world `admitting-policy`; a policy
+/// that keeps [`Policy::admit`]'s default admits by the default rules). Expands to nothing on other targets than wasm32, so
 /// the crate also builds and runs its tests natively.
 ///
 /// ```
@@ -139,7 +144,7 @@ macro_rules! export_policy {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             type Fail2pvefwExported = $crate::bindings::Adapter<$policy>;
-    $crate::__export_policy_impl!(Fail2pvefwExported with_types_in $crate::bindings);
+    $crate::__export_admitting_policy_impl!(Fail2pvefwExported with_types_in $crate::bindings);
         };
     };
 }

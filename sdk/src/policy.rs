@@ -1,13 +1,15 @@
 //! [`Policy`]: the exports a policy implements, and the defaults it may
 //! keep or call from its own versions.
 
+use crate::admission::{self, Admitted, Budget, Candidate};
 use crate::cidr::{self, Cidr};
 use crate::identity::Identity;
 use crate::ipset::{self, IpsetName};
 use crate::rules::Rules;
 use crate::types::{BanRequest, Entry, Error};
 
-/// What a policy does for fail2ban's actions: the WIT `action` interface.
+/// What a policy does for fail2ban's actions: the WIT `action` interface,
+/// and `admission` (which of many wanted entries get in, [`Policy::admit`]).
 /// Export it with [`crate::export_policy!`].
 ///
 /// Each function is called in a fresh sandbox of the host, with a budget of
@@ -61,6 +63,26 @@ pub trait Policy: 'static {
     fn entries(ipset: &str) -> Result<Vec<Entry>, Error> {
         entries(ipset)
     }
+
+    /// Which of the candidates (CrowdSec's decisions, `fail2pvefw
+    /// crowdsec`) get into PVE under `budget`: the WIT `admission`
+    /// interface. Pure: the host denies every `pve` request meanwhile, and
+    /// holds the answer to its own rules and budget whatever it says.
+    /// The chosen entries come back as `ban`s of jail
+    /// [`admission::JAIL`], whose comment [`crate::comment::for_ban`]
+    /// writes as chosen. Default: [`admit`], the default rules.
+    fn admit(candidates: &[Candidate], budget: &Budget) -> Result<Admitted, Error> {
+        admit(candidates, budget)
+    }
+}
+
+/// The default `admit`: [`admission::admit`] with the administrator's rules
+/// ([`Rules::from_host`]): local decisions first, then what was admitted
+/// before, then longer and more recent; optional aggregation; the cap and
+/// the byte budget.
+pub fn admit(candidates: &[Candidate], budget: &Budget) -> Result<Admitted, Error> {
+    let (chosen, left_out) = admission::admit(candidates, budget, &Rules::from_host()?)?;
+    Ok(Admitted { chosen, left_out })
 }
 
 /// The IPSet and the entry of a request: valid names and the exact string

@@ -12,6 +12,7 @@
 pub mod clock;
 pub mod guard;
 pub mod guest_log;
+pub mod pacer;
 pub mod pve;
 pub mod settings;
 pub mod store;

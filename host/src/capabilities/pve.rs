@@ -16,6 +16,7 @@
 //! goes to the policy.
 
 use super::guard::{self, Actor, Checked, Guard, IPSET_API};
+use super::pacer::Pacer;
 use crate::bindings::fail2pvefw::policy::pve::{self, Response};
 use crate::bindings::fail2pvefw::policy::types::Error;
 use crate::config;
@@ -57,6 +58,11 @@ pub struct Pve {
     /// The entry writes let through since the last `take_writes`: what a
     /// call actually put into or took out of PVE, for the queue.
     writes: Vec<Write>,
+    /// `[pve] writes_per_second`, for writes to the real PVE.
+    pacer: Option<Pacer>,
+    /// Set while the policy chooses what gets in (`admit`): every request
+    /// is denied, since choosing is pure.
+    pub sealed: bool,
 }
 
 /// One entry write the guard let through, and how it ended.
@@ -94,14 +100,17 @@ pub enum WriteOutcome {
 impl Pve {
     /// The configured PVE node, for what `guard` allows.
     pub fn new(config: config::Pve, state_dir: PathBuf, guard: Guard) -> Pve {
-        Pve::with_backend(
+        let pacer = Pacer::new(config.writes_per_second, state_dir.clone());
+        let mut pve = Pve::with_backend(
             Backend::Remote {
                 config: Box::new(config),
                 state_dir,
                 client: None,
             },
             guard,
-        )
+        );
+        pve.pacer = Some(pacer);
+        pve
     }
 
     /// A cluster in memory (the sandbox's, a benchmark's).
@@ -116,6 +125,8 @@ impl Pve {
             last_failure: None,
             calls: Vec::new(),
             writes: Vec::new(),
+            pacer: None,
+            sealed: false,
         }
     }
 
@@ -145,6 +156,12 @@ impl Pve {
         path: &str,
         params: &[(String, String)],
     ) -> Result<Response, Error> {
+        if self.sealed {
+            let why = "no PVE request while the policy chooses what gets in (admit is pure)";
+            self.calls
+                .push(format!("{method} {path} -> denied by the host: {why}"));
+            return Err(Error::Denied(why.into()));
+        }
         let verdict = match actor {
             Actor::Policy => self.guard.check(method, path, params),
             Actor::Host => self.guard.check_host(method, path, params),
@@ -320,6 +337,11 @@ impl Pve {
             }
         }
         let client = client.as_mut().expect("built above");
+        if method != "GET"
+            && let Some(pacer) = &mut self.pacer
+        {
+            pacer.wait();
+        }
         match client.request(method, path, params) {
             Outcome::Response(r) => {
                 let line = format!("{method} {path}{shown} -> {} {}{note}", r.status, r.reason);

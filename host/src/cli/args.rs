@@ -27,8 +27,12 @@ pub struct Status {
 #[derive(Debug, Args)]
 pub struct Flush {
     /// Only this jail's bans (fail2ban's <name>) [default: all]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "crowdsec")]
     pub jail: Option<String>,
+
+    /// CrowdSec's entries instead of fail2ban's (stop `fail2pvefw crowdsec` first)
+    #[arg(long)]
+    pub crowdsec: bool,
 
     /// Remove the bans from PVE instead of keeping them
     ///
@@ -37,6 +41,26 @@ pub struct Flush {
     /// jail's entries are queued for removal.
     #[arg(long)]
     pub remove: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CrowdsecArgs {
+    /// One pull, apply it, exit (for tests and timers)
+    ///
+    /// Pulls once (a full pull when the state says so, else what changed),
+    /// queues the bans and unbans, sends the queue for at most --drain-for
+    /// seconds and exits: 0 done, 1 the LAPI or PVE could not be reached,
+    /// 3 a configuration error or a key the LAPI refuses. Without it the
+    /// bouncer runs until stopped.
+    #[arg(long)]
+    pub once: bool,
+
+    /// With --once: send the queue for at most this long [default: 60]
+    ///
+    /// At [pve] writes_per_second, what is left stays queued for the next
+    /// run, the service or `fail2pvefw sync`.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, requires = "once")]
+    pub drain_for: f64,
 }
 
 #[derive(Debug, Args)]

@@ -97,6 +97,7 @@ impl Cli {
             Command::Doctor(_) => "doctor",
             Command::Init(_) => "init",
             Command::Flush(_) => "flush",
+            Command::Crowdsec(_) => "crowdsec",
             Command::Drain => "drain",
             Command::Serve => "serve",
             Command::GenerateDocs(_) => "generate-docs",

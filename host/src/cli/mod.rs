@@ -12,8 +12,8 @@ mod sandbox;
 mod script;
 
 pub use args::{
-    DEFAULT_CONFIG_PATH, DnsArgs, DocsArgs, Flush, InitArgs, IpsetOnly, PolicyArgs, PolicyCommand,
-    SandboxDns, Status, Target, TrustArgs,
+    CrowdsecArgs, DEFAULT_CONFIG_PATH, DnsArgs, DocsArgs, Flush, InitArgs, IpsetOnly, PolicyArgs,
+    PolicyCommand, SandboxDns, Status, Target, TrustArgs,
 };
 pub use sandbox::{Defaults, SandboxArgs, SandboxCommand, SandboxOptions};
 pub use script::script_commands;
@@ -178,6 +178,17 @@ pub enum Command {
     /// reloads the configuration (a bad one keeps the old), SIGTERM stops
     /// after the call in flight. Run by fail2pvefw.service.
     Serve,
+    /// Apply CrowdSec's decisions: a bouncer for the LAPI of [crowdsec]
+    ///
+    /// Pulls the LAPI's decision stream every update_frequency seconds,
+    /// puts the decisions through the policy and the durable queue (holder
+    /// `crowdsec`; one entry per address whoever else bans it), within
+    /// [crowdsec] max_entries, the byte budget of cluster.fw and [pve]
+    /// writes_per_second; fail2ban's bans go first. Keeps what is applied
+    /// while the LAPI fails, retrying with back-off. Runs until stopped (the
+    /// systemd unit fail2pvefw-crowdsec.service), or --once. Never prints
+    /// the bouncer key.
+    Crowdsec(CrowdsecArgs),
     /// Drain the queue in the background (started by ban and unban)
     #[command(hide = true)]
     Drain,

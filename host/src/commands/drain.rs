@@ -13,6 +13,7 @@ use super::cluster::Bound;
 use super::context::Context;
 use super::errors::{db_failure, lock_failure};
 use super::metrics::{self, after_drain};
+use crate::bindings::RefusalCause;
 use crate::capabilities::pve::{Write, WriteOutcome};
 use crate::error::{Failure, Result};
 use crate::log;
@@ -24,7 +25,7 @@ use crate::state::queue::{self, Action, Call, Fate, Group};
 use crate::state::{desired, holds, stats};
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Entries read per pass; the rest follow in the next pass.
 const BATCH: usize = 500;
@@ -50,6 +51,8 @@ pub struct Report {
     /// The policy's words for events whose entry the host left alone
     /// (someone else's): `-f` says so instead of "done".
     pub left_alone: HashMap<i64, String>,
+    /// PVE refused a write because `cluster.fw` is full.
+    pub capacity: bool,
 }
 
 /// Whether entries in back-off wait (`Respect`) or are tried now (`Ignore`:
@@ -69,18 +72,33 @@ pub fn pass(
     backoff: Backoff,
     report: &mut Report,
 ) -> Result<(), Failure> {
-    pass_until(session, db, bound, backoff, report, &|| false)
+    pass_until(session, db, bound, backoff, report, None)
 }
 
-/// [`pass`], stopping before the next entry once `stop` says so (the
-/// service's SIGTERM): what was not sent stays queued, what was sent is
-/// settled.
+/// [`pass`], stopping between entries once `deadline` has come (the
+/// CrowdSec bouncer's slice, so it pulls on time and lets others send).
+/// While it sends a later lane, an event of lane 0 that arrives goes next.
 pub fn pass_until(
     session: &mut Session,
     db: &mut Db,
     bound: &Bound,
     backoff: Backoff,
     report: &mut Report,
+    deadline: Option<Instant>,
+) -> Result<(), Failure> {
+    pass_stoppable(session, db, bound, backoff, report, deadline, &|| false)
+}
+
+/// [`pass_until`], also stopping before the next entry once `stop` says so
+/// (the service's SIGTERM): what was not sent stays queued, what was sent
+/// is settled.
+pub fn pass_stoppable(
+    session: &mut Session,
+    db: &mut Db,
+    bound: &Bound,
+    backoff: Backoff,
+    report: &mut Report,
+    deadline: Option<Instant>,
     stop: &dyn Fn() -> bool,
 ) -> Result<(), Failure> {
     report.stopped = None;
@@ -101,13 +119,19 @@ pub fn pass_until(
         if groups.is_empty() {
             return Ok(());
         }
+        let newest = groups.iter().flat_map(Group::ids).max().unwrap_or(0);
         for group in &groups {
-            if stop() {
+            if stop() || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(());
             }
             if let Some(remedy) = send(session, db, group, report)? {
                 report.stopped = Some(remedy);
                 return Ok(());
+            }
+            if group.lane > queue::LANE_FAIL2BAN
+                && queue::urgent_since(db.conn(), newest).map_err(db_failure)?
+            {
+                break;
             }
         }
     }
@@ -198,6 +222,7 @@ fn send(
             (Some(base), Next::Done, None, None)
         }
         Ok(Err(reported)) => {
+            report.capacity |= reported.cause == Some(RefusalCause::Capacity);
             if reported.kind != Remedy::Done {
                 label = Some(reported.label);
             }

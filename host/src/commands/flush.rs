@@ -41,9 +41,14 @@ pub fn run(ctx: &Context, flush: &Flush) -> Result<String> {
 /// What `flush` tells, and whether it queued removals (with `--remove`);
 /// the command and the local API of `fail2pvefw serve` share it.
 pub fn queue_flush(db: &mut Db, bound: &Bound, flush: &Flush) -> Result<(String, bool)> {
-    let holder = desired::jail_holder(flush.jail.as_deref(), false);
+    let holder = if flush.crowdsec {
+        crate::state::crowdsec::HOLDER.to_string()
+    } else {
+        desired::jail_holder(flush.jail.as_deref(), false)
+    };
     let rows = desired::of_holder(db.conn(), &holder).map_err(db_failure)?;
     let jail = match &flush.jail {
+        _ if flush.crowdsec => "CrowdSec".to_string(),
         Some(jail) => format!("jail {jail}"),
         None => "all jails".to_string(),
     };

@@ -62,6 +62,9 @@ pub enum Op {
         jail: Option<String>,
         #[serde(default)]
         remove: bool,
+        /// CrowdSec's entries instead of a jail's.
+        #[serde(default)]
+        crowdsec: bool,
     },
     Start {
         #[serde(default)]

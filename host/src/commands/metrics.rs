@@ -220,7 +220,60 @@ pub fn render(report: &Report, counters: &Counters) -> String {
         "Size limit of cluster.fw, shared by the whole datacenter firewall.",
         i.cluster_fw_limit as f64,
     );
+    if let Some(cs) = &report.crowdsec {
+        crowdsec_families(&mut out, cs);
+    }
     out.0
+}
+
+/// The CrowdSec bouncer's families.
+fn crowdsec_families(out: &mut Exposition, cs: &super::crowdsec::report::CrowdsecReport) {
+    let labels: Vec<[(&str, &str); 1]> = cs
+        .verdicts
+        .keys()
+        .map(|v| [("verdict", v.as_str())])
+        .collect();
+    let samples: Vec<(&[(&str, &str)], f64)> = labels
+        .iter()
+        .zip(cs.verdicts.values())
+        .map(|(l, n)| (&l[..], *n as f64))
+        .collect();
+    out.family(
+        "fail2pvefw_crowdsec_decisions",
+        "gauge",
+        "CrowdSec decisions held, by verdict: chosen, aggregated, over-entries, over-bytes, invalid, rule, new.",
+        &samples,
+    );
+    out.one(
+        "fail2pvefw_crowdsec_not_applied_decisions",
+        "gauge",
+        "CrowdSec decisions not in PVE: over the cap or the byte budget, refused, not yet validated.",
+        cs.not_applied as f64,
+    );
+    out.one(
+        "fail2pvefw_crowdsec_applied_entries",
+        "gauge",
+        "Entries chosen for CrowdSec that PVE holds.",
+        cs.applied_entries as f64,
+    );
+    out.one(
+        "fail2pvefw_crowdsec_last_pull_age_seconds",
+        "gauge",
+        "Seconds since the last successful pull from the LAPI; -1 when never.",
+        cs.last_pull_age_secs.unwrap_or(-1.0),
+    );
+    out.one(
+        "fail2pvefw_crowdsec_pull_failures_total",
+        "counter",
+        "Pulls from the LAPI that failed.",
+        cs.pull_failures_total as f64,
+    );
+    out.one(
+        "fail2pvefw_pve_writes_total",
+        "counter",
+        "PVE writes sent by every fail2pvefw process of this state directory.",
+        cs.pve_writes_total as f64,
+    );
 }
 
 /// Writes the textfile if `[metrics] textfile` is set. Never fails the
@@ -232,6 +285,11 @@ pub fn after_drain(config: &Config, session: &mut Session, db: &Db) {
     let text = crate::state::stats::stats(db)
         .map_err(|e| e.to_string())
         .and_then(|stats| gather(session, stats, &config.ipset).map_err(|f| f.to_string()))
+        .and_then(|mut report| {
+            report.crowdsec =
+                super::crowdsec::report::gather(db, config).map_err(|f| f.to_string())?;
+            Ok(report)
+        })
         .and_then(|report| {
             Ok(render(
                 &report,

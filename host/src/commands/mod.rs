@@ -2,14 +2,15 @@
 //! the configuration and the policy where a command needs them, and hands
 //! over.
 //!
-//! `ban`, `unban`, `dns`, `start`, `check`, `sync`, `status`, `flush` and
-//! the hidden `drain` run the configured policy (`context`); `sandbox`,
+//! `ban`, `unban`, `dns`, `start`, `check`, `sync`, `status`, `flush`,
+//! `crowdsec` and the hidden `drain` run the configured policy (`context`); `sandbox`,
 //! `policy`, `generate-docs`, `init` and `doctor` need no configuration, or
 //! check it themselves.
 
 pub mod ban;
 pub mod cluster;
 pub mod context;
+pub mod crowdsec;
 pub mod dns;
 pub mod docs;
 pub mod doctor;
@@ -96,6 +97,7 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Sync(IpsetOnly { ipset }) => sync::run(&ctx, ipset),
         Command::Status(status) => status::run(&ctx, &status),
         Command::Flush(flush) => flush::run(&ctx, &flush),
+        Command::Crowdsec(args) => crowdsec::run(&ctx, &args),
         Command::Drain => drain::run(&ctx),
         Command::Serve => serve::run(ctx),
         Command::Trust(_)

@@ -18,6 +18,8 @@ use wasmtime::component::{Component, Linker};
 
 /// The export every policy must have.
 const ACTION: &str = "fail2pvefw:policy/action";
+/// The optional export that chooses what gets in under a budget.
+const ADMISSION: &str = "fail2pvefw:policy/admission";
 
 pub fn run(args: PolicyArgs) -> Result<String> {
     match args.command {
@@ -49,10 +51,17 @@ fn check(file: &Path) -> Result<String> {
     }
     out.push_str("exports:\n");
     let mut has_action = false;
+    let mut has_admission = false;
     for (export, _) in ty.exports(&engine) {
         has_action |= unversioned(export) == ACTION;
+        has_admission |= unversioned(export) == ADMISSION;
         let _ = writeln!(out, "  {export}");
     }
+    out.push_str(if has_admission {
+        "admission: its own (it chooses what gets in under [crowdsec]'s budget)\n"
+    } else {
+        "admission: not exported (the default policy's rules choose what gets in under [crowdsec]'s budget)\n"
+    });
     if let Some(why) = bindings::version_mismatch(&engine, &component) {
         return Err(
             Failure::config(format!("{name} cannot be used: {why}\n\n{out}")).hint(format!(
@@ -101,6 +110,12 @@ fn link(engine: &Engine, component: &Component) -> wasmtime::Result<Linker<HostS
     capabilities::add_to_linker(&mut linker)?;
     capabilities::wasi::define_ungranted_as_traps(&mut linker, component, engine)?;
     let pre = linker.instantiate_pre(component)?;
+    if component
+        .get_export_index(None, format!("{ADMISSION}@{}", bindings::VERSION).as_str())
+        .is_some()
+    {
+        bindings::admission::GuestIndices::new(&pre)?;
+    }
     bindings::PolicyPre::new(pre)?;
     Ok(linker)
 }
@@ -159,6 +174,7 @@ mod tests {
         let out = check(&file).unwrap();
         assert!(out.contains("fail2pvefw:policy/settings@0.2.0"), "{out}");
         assert!(out.contains("fail2pvefw:policy/action@0.2.0"), "{out}");
+        assert!(out.contains("admission: its own"), "{out}");
         assert!(
             out.contains(
                 "identity: fail2pvefw-default 0.1.0 (its store is kept under 'fail2pvefw-default')"

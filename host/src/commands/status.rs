@@ -24,6 +24,7 @@ pub fn report(config: &Config, session: &mut Session, db: &Db, status: &Status) 
     let stats = stats::stats(db).map_err(db_failure)?;
     let ipset = status.ipset.clone().unwrap_or_else(|| config.ipset.clone());
     let mut report = gather(session, stats, &ipset)?;
+    report.crowdsec = super::crowdsec::report::gather(db, config)?;
     report.dns = dns::records(db.conn())
         .map_err(db_failure)?
         .into_iter()

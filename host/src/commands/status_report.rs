@@ -17,6 +17,9 @@ pub struct Report {
     pub instance: String,
     pub queue: Stats,
     pub ipset: IpsetReport,
+    /// The CrowdSec bouncer, when configured or it has run here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crowdsec: Option<super::crowdsec::report::CrowdsecReport>,
     /// The host names `fail2pvefw dns` keeps, by name.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<NameReport>,
@@ -78,6 +81,7 @@ pub fn gather(session: &mut Session, queue: Stats, ipset: &str) -> Result<Report
         instance: session.instance_name.clone(),
         queue,
         ipset: report,
+        crowdsec: None,
         dns: Vec::new(),
     })
 }
@@ -148,6 +152,9 @@ impl Report {
                 error.lines().next().unwrap_or("")
             )),
             (None, None) => {}
+        }
+        if let Some(cs) = &self.crowdsec {
+            out.extend(cs.human());
         }
         for (i, name) in self.dns.iter().enumerate() {
             let label = if i == 0 { "dns:" } else { "" };

@@ -4,6 +4,7 @@
 //! Loaded from `--config`, else `$FAIL2PVEFW_CONFIG`, else
 //! `/etc/fail2pvefw/config.toml` (clap resolves the first two).
 
+mod crowdsec;
 mod dns;
 mod fingerprint;
 mod host;
@@ -13,6 +14,7 @@ mod secrets;
 mod token;
 mod toml;
 
+pub use crowdsec::{ApiKey, CrowdSec};
 pub use dns::{Dns, host_name, ipset_name};
 pub use fingerprint::{format_fingerprint, parse_fingerprint};
 pub use host::HostPort;
@@ -33,6 +35,9 @@ pub const DEFAULT_IPSET: &str = "fail2ban";
 pub const DEFAULT_SOCKET: &str = "/run/fail2pvefw/fail2pvefw.sock";
 const DEFAULT_SYNC_INTERVAL_SECS: f64 = 300.0;
 const DEFAULT_TIMEOUT_SECS: f64 = 10.0;
+/// `[pve] writes_per_second`: see the README's "With CrowdSec" for the
+/// measurement behind it.
+pub const DEFAULT_WRITES_PER_SECOND: f64 = 2.0;
 
 /// The checked configuration.
 #[derive(Debug)]
@@ -59,6 +64,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[rules]` and `[policy_settings]`: what the policy is told and granted.
     pub rules: Rules,
+    /// `[crowdsec]`, when fail2pvefw is also a CrowdSec bouncer.
+    pub crowdsec: Option<CrowdSec>,
     /// `[dns]`: the host names `fail2pvefw dns` keeps in an accept list.
     pub dns: Dns,
     /// `[metrics] listen`: where `fail2pvefw serve` serves `/metrics`
@@ -93,6 +100,9 @@ pub struct Pve {
     /// `fail2pvefw --config '/etc/…' trust`.
     pub trust_command: String,
     pub timeout: Duration,
+    /// `writes_per_second`: the PVE writes every process of this state
+    /// directory may send, together.
+    pub writes_per_second: f64,
 }
 
 /// Whom to trust for the server certificate.
@@ -220,6 +230,21 @@ impl Config {
             .dir
             .map(|d| relative_to(path, &d))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        let writes_per_second = crowdsec::writes_per_second(pve.writes_per_second).map_err(bad)?;
+        let rules = rules::rules(file.rules, file.policy_settings).map_err(bad)?;
+        let crowdsec = match file.crowdsec {
+            None => None,
+            Some(section) => Some(
+                crowdsec::crowdsec(
+                    section,
+                    path,
+                    &ipset,
+                    (rules.widest_ipv4, rules.widest_ipv6),
+                    &mut |text| secrets.add(text),
+                )
+                .map_err(bad)?,
+            ),
+        };
         let instance = match file.state.instance {
             Some(name) => {
                 check_instance(&name).map_err(|e| bad(format!("[state] instance: {e}")))?
@@ -255,13 +280,15 @@ impl Config {
                 fallbacks: hosts,
                 trust_command: format!("fail2pvefw --config '{}' trust", path.display()),
                 timeout: Duration::from_secs_f64(timeout),
+                writes_per_second,
             },
             ipset,
             state_dir,
             instance,
             policy: file.policy.map(|p| relative_to(path, &p)),
             limits: rules::limits(file.limits).map_err(bad)?,
-            rules: rules::rules(file.rules, file.policy_settings).map_err(bad)?,
+            rules,
+            crowdsec,
             dns: dns::dns(file.dns).map_err(bad)?,
             warnings,
             token_path,

@@ -21,6 +21,8 @@ pub struct File {
     pub rules: Rules,
     #[serde(default)]
     pub metrics: Metrics,
+    /// fail2pvefw as a CrowdSec bouncer (`fail2pvefw crowdsec`).
+    pub crowdsec: Option<CrowdSec>,
     #[serde(default)]
     pub dns: Dns,
     #[serde(default)]
@@ -75,6 +77,34 @@ pub struct Pve {
     pub ipset: Option<String>,
     /// Seconds to wait for PVE (connect and each request); 10 by default.
     pub timeout: Option<f64>,
+    /// At most this many PVE writes a second, from every process.
+    pub writes_per_second: Option<f64>,
+}
+
+/// `[crowdsec]`: the LAPI, the bouncer key, the filters and the budget.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrowdSec {
+    pub url: Option<String>,
+    pub api_key: Option<String>,
+    pub api_key_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub update_frequency: Option<f64>,
+    pub resync: Option<f64>,
+    pub ipset: Option<String>,
+    pub types: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub origins: Vec<String>,
+    #[serde(default)]
+    pub scenarios_containing: Vec<String>,
+    #[serde(default)]
+    pub scenarios_not_containing: Vec<String>,
+    pub max_entries: Option<u32>,
+    pub max_bytes: Option<u64>,
+    pub aggregate_ipv4: Option<u8>,
+    pub aggregate_ipv6: Option<u8>,
+    pub aggregate_min: Option<u32>,
 }
 
 /// `[dns]`: host names whose addresses `fail2pvefw dns` keeps in an accept list.
@@ -153,6 +183,7 @@ pub fn names() -> Vec<&'static str> {
     names.extend(fields::<Limits>());
     names.extend(fields::<Rules>());
     names.extend(fields::<Metrics>());
+    names.extend(fields::<CrowdSec>());
     names.extend(fields::<Dns>());
     names.extend(fields::<Serve>());
     names

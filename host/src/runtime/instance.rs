@@ -2,6 +2,7 @@
 //! fail2ban) and a memory cap, its exports as calls, and a trap reported
 //! with the policy's name, the call it was in and why, in words.
 
+use crate::bindings::admission::{self, Admitted, Budget, Candidate};
 use crate::bindings::{self, BanRequest, PolicyError, Refusal};
 use crate::capabilities::HostState;
 use crate::config::{DEFAULT_FUEL, Limits};
@@ -26,6 +27,8 @@ fn store_limits(memory: usize) -> StoreLimits {
 pub struct Instance {
     store: Store<HostState>,
     policy: bindings::Policy,
+    /// The optional `admission` export (`wit/policy.wit`).
+    admission: Option<admission::Guest>,
     name: String,
     limits: Limits,
     identity: Identity,
@@ -38,6 +41,10 @@ pub struct Identity {
     pub name: String,
     pub version: String,
 }
+
+/// `admit` sorts tens of thousands of candidates: it gets this many times
+/// a call's fuel.
+pub const ADMIT_FUEL_FACTOR: u64 = 20;
 
 type Outcome<T> = std::result::Result<T, PolicyError>;
 
@@ -69,13 +76,24 @@ impl Instance {
         store
             .set_fuel(limits.fuel)
             .expect("fuel is enabled in the engine config");
-        let policy = bindings::Policy::instantiate(&mut store, component, linker).map_err(|e| {
+        let cannot = |e: wasmtime::Error| {
             Failure::config(format!("cannot instantiate {name}: {e:#}"))
                 .hint("A policy must export fail2pvefw:policy/action@0.2.0 (with `identity`) and import only what wit/policy.wit offers.")
-        })?;
+        };
+        let live = linker.instantiate(&mut store, component).map_err(cannot)?;
+        let policy = bindings::Policy::new(&mut store, &live).map_err(cannot)?;
+        // Optional: without it, the default policy's rules choose.
+        let admission = match admission::GuestIndices::new(&live.instance_pre(&store)) {
+            Err(_) => None,
+            Ok(indices) => Some(indices.load(&mut store, &live).map_err(|e| {
+                Failure::config(format!("cannot load the admission export of {name}: {e:#}"))
+                    .hint("Rebuild the policy against this fail2pvefw's wit/policy.wit (world admitting-policy).")
+            })?),
+        };
         let mut instance = Instance {
             store,
             policy,
+            admission,
             name,
             limits,
             identity: Identity {
@@ -172,6 +190,38 @@ impl Instance {
         self.call("entries", |p, s| {
             p.fail2pvefw_policy_action().call_entries(s, ipset)
         })
+    }
+
+    /// Whether the policy exports `admission`.
+    pub fn has_admission(&self) -> bool {
+        self.admission.is_some()
+    }
+
+    /// The policy's `admit` (`None` when it does not export `admission`),
+    /// on [`ADMIT_FUEL_FACTOR`] times a call's fuel, with every `pve`
+    /// request denied: choosing is pure.
+    pub fn admit(
+        &mut self,
+        candidates: &[Candidate],
+        budget: &Budget,
+    ) -> Result<Option<Outcome<Admitted>>> {
+        let Some(admission) = self.admission.clone() else {
+            return Ok(None);
+        };
+        self.store.data_mut().pve.sealed = true;
+        let fuel = self.limits.fuel.saturating_mul(ADMIT_FUEL_FACTOR);
+        self.store
+            .set_fuel(fuel)
+            .expect("fuel is enabled in the engine config");
+        let result = admission.call_admit(&mut self.store, candidates, budget);
+        self.store.data_mut().pve.sealed = false;
+        let output = self.store.data().take_output();
+        for line in output.lines().filter(|l| !l.trim().is_empty()) {
+            log::write(log::Level::Info, &self.name, line);
+        }
+        result
+            .map(Some)
+            .map_err(|trap| self.trap_failure("admit", trap, &output))
     }
 
     /// The IPSet the admin named for this call (config or `-i`) is granted.

@@ -3,6 +3,7 @@
 
 use super::instance::Instance;
 use super::{Source, instantiate};
+use crate::bindings::admission::{Admitted, Budget, Candidate};
 use crate::bindings::fail2pvefw::policy::pve::Response;
 use crate::bindings::{BanRequest, Entry, PolicyError, Refusal, RefusalCause};
 use crate::capabilities::guard::{self, named};
@@ -23,6 +24,8 @@ pub struct Reported {
     /// The metrics label of the WIT case (`invalid`, `denied`, `rejected`,
     /// `config`, `transient`, `not-ours`).
     pub label: &'static str,
+    /// What a refusal is about, when PVE refused.
+    pub cause: Option<RefusalCause>,
 }
 
 /// What the queue does about a failure: decided from the WIT error case
@@ -46,6 +49,10 @@ pub enum Remedy {
 
 pub struct Session {
     instance: Instance,
+    /// The default policy, for `admit` when the configured one has no
+    /// `admission` export (made on first use).
+    fallback: Option<Instance>,
+    node_addresses: Vec<std::net::IpAddr>,
     config_path: std::path::PathBuf,
     token_id: String,
     pub default_ipset: String,
@@ -61,7 +68,9 @@ impl Session {
         node_addresses: Vec<std::net::IpAddr>,
     ) -> Result<Session> {
         Ok(Session {
-            instance: instantiate(config, &source, node_addresses)?,
+            instance: instantiate(config, &source, node_addresses.clone())?,
+            fallback: None,
+            node_addresses,
             config_path: config.path.clone(),
             token_id: config.pve.token.id.clone(),
             default_ipset: config.ipset.clone(),
@@ -118,6 +127,35 @@ impl Session {
         Ok(outcome.map_err(|e| self.report(e, ipset)))
     }
 
+    /// Which entries get in under `budget`: the policy's `admit`, or the
+    /// default policy's when the policy does not export `admission`.
+    pub fn admit(
+        &mut self,
+        config: &Config,
+        candidates: &[Candidate],
+        budget: &Budget,
+    ) -> Result<Answer<Admitted>> {
+        let outcome = match self.instance.admit(candidates, budget)? {
+            Some(outcome) => outcome,
+            None => {
+                if self.fallback.is_none() {
+                    let addresses = self.node_addresses.clone();
+                    self.fallback = Some(instantiate(config, &Source::Embedded, addresses)?);
+                }
+                let fallback = self.fallback.as_mut().expect("made above");
+                fallback.admit(candidates, budget)?.ok_or_else(|| {
+                    Failure::config("the default policy does not export admission")
+                })?
+            }
+        };
+        Ok(outcome.map_err(|e| self.report(e, &budget.ipset)))
+    }
+
+    /// Whether the policy chooses what gets in itself (`admission`).
+    pub fn has_admission(&self) -> bool {
+        self.instance.has_admission()
+    }
+
     /// The entry writes the last calls made (see `capabilities::pve::Write`).
     pub fn take_writes(&mut self) -> Vec<Write> {
         self.instance.state_mut().pve.take_writes()
@@ -171,6 +209,7 @@ impl Session {
             failure: self.refused(&refusal, ipset).context(what),
             kind,
             label,
+            cause: Some(refusal.cause),
         }
     }
 
@@ -230,6 +269,10 @@ impl Session {
         Reported {
             kind: remedy(&error),
             label: label(&error),
+            cause: match &error {
+                PolicyError::Refused(r) | PolicyError::Rejected(r) => Some(r.cause),
+                _ => None,
+            },
             failure: self.failure(error, ipset),
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod applied;
 pub mod cluster;
+pub mod crowdsec;
 pub mod db;
 pub mod desired;
 pub mod dns;
@@ -15,6 +16,7 @@ pub mod holds;
 pub mod kv;
 pub mod locks;
 pub mod meta;
+pub mod pace;
 pub mod queue;
 pub mod request;
 pub mod schema;

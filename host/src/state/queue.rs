@@ -59,7 +59,18 @@ pub struct Group {
     pub ipset: String,
     pub entry: String,
     pub events: Vec<Event>,
+    /// The lowest lane among its events: the queue sends lane 0 first.
+    pub lane: i64,
 }
+
+/// Lanes: the queue sends the ready entries of a lower lane first, so a
+/// fail2ban ban never waits behind thousands of CrowdSec decisions. An
+/// entry's events stay together, in commit order, whatever their lanes.
+pub const LANE_FAIL2BAN: i64 = 0;
+/// CrowdSec's local decisions (its agents, `cscli`) and its removals.
+pub const LANE_CROWDSEC_LOCAL: i64 = 1;
+/// CrowdSec's community decisions (`CAPI`, `lists`).
+pub const LANE_CROWDSEC_COMMUNITY: i64 = 2;
 
 /// The one call a group needs.
 #[derive(Clone, Debug, PartialEq)]
@@ -171,14 +182,15 @@ pub fn enqueue(
     {
         return Ok(None);
     }
-    let id = put(&tx, action, entry, holder, req, now)?;
+    let id = insert(&tx, action, entry, holder, req, LANE_FAIL2BAN, now)?;
     tx.commit()?;
     Ok(Some(id))
 }
 
-/// Inside the caller's write transaction: commits one event and its change
-/// to the desired set, as [`enqueue`] does (`state::dns` queues a host
-/// name's whole change in one transaction with it). Returns the event's id.
+/// Inside the caller's write transaction: commits one event of lane 0 and
+/// its change to the desired set, as [`enqueue`] does (`state::dns` queues
+/// a host name's whole change in one transaction with it). Returns the
+/// event's id.
 pub(super) fn put(
     tx: &Connection,
     action: Action,
@@ -187,10 +199,24 @@ pub(super) fn put(
     req: &Request,
     now: f64,
 ) -> rusqlite::Result<i64> {
+    insert(tx, action, entry, holder, req, LANE_FAIL2BAN, now)
+}
+
+/// Inside the caller's transaction: commits one event in `lane` and
+/// updates the desired set as [`enqueue`] does. Returns the event's id.
+pub fn insert(
+    tx: &Connection,
+    action: Action,
+    entry: &str,
+    holder: &str,
+    req: &Request,
+    lane: i64,
+    now: f64,
+) -> rusqlite::Result<i64> {
     let json = serde_json::to_string(req).expect("a request serialises");
     tx.execute(
-        "INSERT INTO events (action, ipset, entry, holder, request, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![action.as_str(), req.ipset, entry, holder, json, now],
+        "INSERT INTO events (action, ipset, entry, holder, request, created, lane) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![action.as_str(), req.ipset, entry, holder, json, now, lane],
     )?;
     let id = tx.last_insert_rowid();
     match action {
@@ -200,8 +226,23 @@ pub(super) fn put(
     Ok(id)
 }
 
-/// The ready entries, at most `limit`, in the order of each one's first
-/// pending event, each with all its pending events. An entry is ready when
+/// Whether the state still serves cluster `bound` (inside a transaction).
+pub fn still_bound(tx: &Connection, bound: &str) -> rusqlite::Result<bool> {
+    Ok(meta::get(tx, CLUSTER_ID)?.as_deref() == Some(bound))
+}
+
+/// Whether an event of lane 0 came after event `id`: a pass sending a
+/// later lane looks again, so fail2ban's ban goes next.
+pub fn urgent_since(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE id > ?1 AND lane = 0 AND failed = 0)",
+        params![id],
+        |row| row.get(0),
+    )
+}
+
+/// The ready entries, at most `limit`, lane by lane, in the order of each
+/// one's first pending event, each with all its pending events. An entry is ready when
 /// no back-off holds it. Read in one snapshot, and only while the state
 /// serves cluster `bound` (`None` otherwise). Events whose request is
 /// unreadable are marked failed and left out.
@@ -220,13 +261,13 @@ pub fn ready(
     }
     let mut stmt = tx.prepare(
         "WITH ready AS (
-             SELECT e.ipset, e.entry, MIN(e.id) AS first FROM events e
+             SELECT e.ipset, e.entry, MIN(e.id) AS first, MIN(e.lane) AS lane FROM events e
              LEFT JOIN holds h ON h.ipset = e.ipset AND h.entry = e.entry
              WHERE e.failed = 0 AND (h.next_try IS NULL OR h.next_try <= ?1)
-             GROUP BY e.ipset, e.entry ORDER BY first LIMIT ?2)
-         SELECT e.id, e.action, e.ipset, e.entry, e.holder, e.request FROM events e
+             GROUP BY e.ipset, e.entry ORDER BY lane, first LIMIT ?2)
+         SELECT e.id, e.action, e.ipset, e.entry, e.holder, e.request, r.lane FROM events e
          JOIN ready r ON r.ipset = e.ipset AND r.entry = e.entry
-         WHERE e.failed = 0 ORDER BY r.first, e.id",
+         WHERE e.failed = 0 ORDER BY r.lane, r.first, e.id",
     )?;
     let rows = stmt
         .query_map(params![now(), limit as i64], |row| {
@@ -234,6 +275,7 @@ pub fn ready(
             Ok((
                 row.get::<_, String>(2)?,
                 row.get::<_, String>(3)?,
+                row.get::<_, i64>(6)?,
                 Event {
                     id: row.get(0)?,
                     action: Action::parse(&row.get::<_, String>(1)?),
@@ -247,7 +289,7 @@ pub fn ready(
     tx.commit()?;
     let mut groups: Vec<Group> = Vec::new();
     let mut broken = Vec::new();
-    for (ipset, entry, event) in rows {
+    for (ipset, entry, lane, event) in rows {
         if event.request.is_none() {
             broken.push(event.id);
             continue;
@@ -258,6 +300,7 @@ pub fn ready(
                 ipset,
                 entry,
                 events: vec![event],
+                lane,
             }),
         }
     }
@@ -532,6 +575,47 @@ mod tests {
         }
         let order: Vec<_> = groups(&mut db).into_iter().map(|g| g.entry).collect();
         assert_eq!(order, ["192.0.2.2", "192.0.2.1"]);
+    }
+
+    #[test]
+    fn a_lower_lane_goes_first_and_an_entry_keeps_its_events_together() {
+        let mut db = Db::in_memory();
+        let community = |db: &mut Db, ip: &str, action: Action| {
+            let tx = db.conn_mut().transaction().unwrap();
+            insert(
+                &tx,
+                action,
+                ip,
+                "crowdsec",
+                &req(ip),
+                LANE_CROWDSEC_COMMUNITY,
+                now(),
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        };
+        community(&mut db, "192.0.2.1", Action::Ban);
+        community(&mut db, "192.0.2.2", Action::Ban);
+        let newest = 2;
+        assert!(!urgent_since(db.conn(), newest).unwrap());
+        put(&mut db, Action::Ban, &req("192.0.2.3"));
+        // A fail2ban unban of a CrowdSec entry joins that entry's group.
+        put(&mut db, Action::Unban, &req("192.0.2.2"));
+        assert!(urgent_since(db.conn(), newest).unwrap());
+        let gs = groups(&mut db);
+        let order: Vec<(&str, i64, usize)> = gs
+            .iter()
+            .map(|g| (g.entry.as_str(), g.lane, g.events.len()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("192.0.2.2", 0, 2),
+                ("192.0.2.3", 0, 1),
+                ("192.0.2.1", 2, 1)
+            ]
+        );
+        assert_eq!(gs[0].events[0].action, Action::Ban);
     }
 
     #[test]

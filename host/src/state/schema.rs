@@ -1,5 +1,5 @@
-//! The tables of `state.db` (schema version 2, kept in `PRAGMA
-//! user_version`) and the migration from version 1.
+//! The tables of `state.db` (schema version 3, kept in `PRAGMA
+//! user_version`) and the migrations from versions 1 and 2.
 //!
 //! Version 1 (fail2pvefw 0.1) kept the back-off on each event and one
 //! desired row per entry; version 2 keeps the back-off per entry (`holds`:
@@ -7,14 +7,17 @@
 //! never overtake an earlier ban), one desired row per holder (`jail:NAME`),
 //! and what PVE holds of ours with the comment we wrote and whether we are
 //! sure (`applied.certain`: 0 after a ban whose answer never came back).
+//! Version 3 adds the lane of each event (fail2ban's before CrowdSec's, so
+//! a ban never waits behind a blocklist) and the CrowdSec decisions the
+//! LAPI holds (`crowdsec_decisions`, see `state::crowdsec`).
 
 use rusqlite::Connection;
 use std::time::Duration;
 
 /// Bumped when `SCHEMA` changes; kept in `PRAGMA user_version`.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
-/// Version 2, created `IF NOT EXISTS` so racing processes agree.
+/// Version 3, created `IF NOT EXISTS` so racing processes agree.
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS policy_store (
     namespace TEXT NOT NULL,
@@ -35,7 +38,8 @@ CREATE TABLE IF NOT EXISTS events (
     created REAL NOT NULL,          -- Unix seconds
     attempts INTEGER NOT NULL DEFAULT 0,
     failed INTEGER NOT NULL DEFAULT 0,  -- 1: dropped (PVE or the host refused it for good)
-    last_error TEXT
+    last_error TEXT,
+    lane INTEGER NOT NULL DEFAULT 0 -- 0 fail2ban and the rest, 1 CrowdSec local, 2 CrowdSec community
 );
 CREATE INDEX IF NOT EXISTS events_by_entry ON events (ipset, entry);
 
@@ -69,6 +73,25 @@ CREATE TABLE IF NOT EXISTS applied (
     certain INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (ipset, entry)
 ) WITHOUT ROWID;
+
+-- The CrowdSec decisions the LAPI holds for our filters, one per
+-- (scope, value, type) as the LAPI keeps them, and what became of each.
+CREATE TABLE IF NOT EXISTS crowdsec_decisions (
+    scope TEXT NOT NULL,            -- 'Ip' | 'Range', as the LAPI said it
+    value TEXT NOT NULL,            -- verbatim
+    type TEXT NOT NULL,             -- 'ban', ...
+    lapi_id INTEGER NOT NULL,       -- the last id seen for it
+    origin TEXT NOT NULL,
+    scenario TEXT NOT NULL,
+    expires INTEGER NOT NULL,       -- Unix seconds: arrival + duration
+    seen INTEGER NOT NULL,          -- Unix seconds it first came
+    entry TEXT,                     -- what PVE would store; NULL until validated or when invalid
+    verdict TEXT NOT NULL DEFAULT 'new', -- new | chosen | over-entries | over-bytes | aggregated | invalid | rule
+    why TEXT,                       -- words for status
+    generation INTEGER NOT NULL,    -- the full pull that last listed it
+    PRIMARY KEY (scope, value, type)
+);
+CREATE INDEX IF NOT EXISTS crowdsec_decisions_by_entry ON crowdsec_decisions (entry);
 
 -- last_error, the cluster this state serves, the nodes' addresses, counters.
 CREATE TABLE IF NOT EXISTS meta (
@@ -137,6 +160,12 @@ ALTER TABLE applied ADD COLUMN comment TEXT;
 ALTER TABLE applied ADD COLUMN certain INTEGER NOT NULL DEFAULT 1;
 ";
 
+/// Version 2 to 3: every queued event is fail2ban's (lane 0); the
+/// CrowdSec table is created by [`SCHEMA`].
+const FROM_V2: &str = "
+ALTER TABLE events ADD COLUMN lane INTEGER NOT NULL DEFAULT 0;
+";
+
 /// Brings a database to [`VERSION`]: creates the tables of a new one, or
 /// migrates a version 1 one, in one transaction, once; later opens only
 /// read `user_version`. Many processes may race to create or migrate;
@@ -185,6 +214,9 @@ fn upgrade(conn: &Connection) -> rusqlite::Result<Result<(), String>> {
     if version == 1 {
         conn.execute_batch(FROM_V1)?;
     }
+    if version == 1 || version == 2 {
+        conn.execute_batch(FROM_V2)?;
+    }
     if version != VERSION {
         conn.execute_batch(SCHEMA)?;
         conn.pragma_update(None, "user_version", VERSION)?;
@@ -196,7 +228,7 @@ fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))
 }
 
-/// 0 (a new file), 1 (migrated) and 2 are known; a later version was
+/// 0 (a new file), 1 and 2 (migrated) and 3 are known; a later version was
 /// written by a newer fail2pvefw, whose events we must not misread.
 fn check_known(version: i64) -> Result<(), String> {
     if (0..=VERSION).contains(&version) {
@@ -289,6 +321,31 @@ mod tests {
         assert_eq!(conn.last_insert_rowid(), 4);
         // Preparing again is a no-op.
         prepare(&conn).unwrap();
+    }
+
+    #[test]
+    fn version_2_keeps_its_events_in_lane_0() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(V1).unwrap();
+        prepare(&conn).unwrap();
+        // Back to a version 2 database, as fail2pvefw 0.1 with issue 10 left it.
+        conn.execute_batch(
+            "DROP TABLE crowdsec_decisions; ALTER TABLE events DROP COLUMN lane;
+             INSERT INTO events (action, ipset, entry, holder, request, created)
+                 VALUES ('ban', 'f2b', '192.0.2.1', 'jail:sshd', '{}', 1);
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        prepare(&conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), VERSION);
+        let lane: i64 = conn
+            .query_row("SELECT lane FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(lane, 0);
+        conn.query_row("SELECT COUNT(*) FROM crowdsec_decisions", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap();
     }
 
     #[test]

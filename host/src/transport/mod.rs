@@ -5,6 +5,7 @@
 //! accepted the node.
 
 pub mod client;
+pub mod lapi;
 pub mod pins;
 pub mod probe;
 pub mod tls;

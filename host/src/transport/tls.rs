@@ -80,7 +80,7 @@ pub fn client_config(
     stored: &[[u8; 32]],
     seen: &Seen,
 ) -> Result<ClientConfig, String> {
-    let verifier = TrustVerifier::new(trust, stored, seen.clone())?;
+    let verifier = TrustVerifier::new(trust, stored, seen.clone(), Mode::Enforce)?;
     build(Arc::new(verifier))
 }
 
@@ -93,11 +93,8 @@ pub fn probe_config(
     stored: &[[u8; 32]],
     seen: &Seen,
 ) -> Result<ClientConfig, String> {
-    let judge = TrustVerifier::new(trust, stored, seen.clone())?;
-    build(Arc::new(Probe {
-        judge,
-        provider: provider(),
-    }))
+    let verifier = TrustVerifier::new(trust, stored, seen.clone(), Mode::RecordOnly)?;
+    build(Arc::new(verifier))
 }
 
 fn build(verifier: Arc<dyn ServerCertVerifier>) -> Result<ClientConfig, String> {
@@ -185,10 +182,26 @@ struct TrustVerifier {
     chain: Chain,
     provider: Arc<CryptoProvider>,
     seen: Seen,
+    mode: Mode,
+}
+
+/// What the verifier does with its verdict on the certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Refuses an untrusted certificate: the connection every request uses.
+    Enforce,
+    /// Records the verdict in `seen` and lets the handshake finish (the
+    /// signature is still checked): only for `trust`, which sends nothing.
+    RecordOnly,
 }
 
 impl TrustVerifier {
-    fn new(trust: &Trust, stored: &[[u8; 32]], seen: Seen) -> Result<TrustVerifier, String> {
+    fn new(
+        trust: &Trust,
+        stored: &[[u8; 32]],
+        seen: Seen,
+        mode: Mode,
+    ) -> Result<TrustVerifier, String> {
         let provider = provider();
         let mut pins = match trust {
             Trust::Pins(pins) => pins.clone(),
@@ -200,6 +213,7 @@ impl TrustVerifier {
             chain: chain_verifier(trust, &provider)?,
             provider,
             seen,
+            mode,
         })
     }
 
@@ -241,53 +255,10 @@ impl ServerCertVerifier for TrustVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         let result = self.judge(end_entity, intermediates, server_name, ocsp, now);
         self.seen.record(end_entity, &result);
-        result
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        signature12(&self.provider, message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        signature13(&self.provider, message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        schemes(&self.provider)
-    }
-}
-
-/// Lets any certificate finish the handshake, recording the real verdict.
-#[derive(Debug)]
-struct Probe {
-    /// The real trust; it records its verdict.
-    judge: TrustVerifier,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Probe {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let _ = self
-            .judge
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
-        Ok(ServerCertVerified::assertion())
+        match self.mode {
+            Mode::Enforce => result,
+            Mode::RecordOnly => Ok(ServerCertVerified::assertion()),
+        }
     }
 
     fn verify_tls12_signature(
@@ -393,12 +364,22 @@ mod tests {
     fn stored_pin_adds_to_configured_pins() {
         let der = b"not really a certificate";
         let seen = Seen::default();
-        let config_only =
-            TrustVerifier::new(&Trust::Pins(vec![[1; 32]]), &[], seen.clone()).unwrap();
+        let config_only = TrustVerifier::new(
+            &Trust::Pins(vec![[1; 32]]),
+            &[],
+            seen.clone(),
+            Mode::Enforce,
+        )
+        .unwrap();
         assert!(verify(&config_only, der).is_err());
         assert!(seen.rejection().is_some());
-        let with_stored =
-            TrustVerifier::new(&Trust::Pins(vec![[1; 32]]), &[sha256(der)], seen.clone()).unwrap();
+        let with_stored = TrustVerifier::new(
+            &Trust::Pins(vec![[1; 32]]),
+            &[sha256(der)],
+            seen.clone(),
+            Mode::Enforce,
+        )
+        .unwrap();
         assert!(verify(&with_stored, der).is_ok());
         assert!(seen.rejection().is_none());
         assert_eq!(seen.fingerprint(), Some(format_fingerprint(&sha256(der))));
@@ -412,9 +393,10 @@ mod tests {
         std::fs::write(&ca, emu.ca_pem()).unwrap();
         let der = b"garbage that no CA signed";
         let trust = Trust::CaFile(ca);
-        let refusing = TrustVerifier::new(&trust, &[], Seen::default()).unwrap();
+        let refusing = TrustVerifier::new(&trust, &[], Seen::default(), Mode::Enforce).unwrap();
         assert!(verify(&refusing, der).is_err());
-        let pinned = TrustVerifier::new(&trust, &[sha256(der)], Seen::default()).unwrap();
+        let pinned =
+            TrustVerifier::new(&trust, &[sha256(der)], Seen::default(), Mode::Enforce).unwrap();
         assert!(verify(&pinned, der).is_ok());
     }
 }

@@ -62,7 +62,7 @@ impl Setup {
         let emu = Emulator::start(opts);
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        let toml = emu.config_toml(&token(), "fail2ban", state.to_str().unwrap());
+        let toml = unpaced(emu.config_toml(&token(), "fail2ban", state.to_str().unwrap()));
         let setup = Setup {
             config: dir.path().join("config.toml"),
             emu,
@@ -102,7 +102,8 @@ impl Setup {
     /// it that shares this set-up's state directory.
     pub fn other_cluster(&self, name: &str) -> (Emulator, PathBuf) {
         let emu = Emulator::start(options());
-        let toml = emu.config_toml(&token(), "fail2ban", self.state_dir().to_str().unwrap());
+        let toml =
+            unpaced(emu.config_toml(&token(), "fail2ban", self.state_dir().to_str().unwrap()));
         let path = self.dir.path().join(format!("{name}.toml"));
         write_private(&path, &toml);
         (emu, path)
@@ -116,6 +117,13 @@ impl Setup {
             .map(|e| e.cidr)
             .collect()
     }
+}
+
+/// The emulator's config with `[pve] writes_per_second = 1000`: tests of
+/// the queue send hundreds of writes, and pace themselves where they test
+/// the pacing (`crowdsec.rs`).
+pub fn unpaced(toml: String) -> String {
+    toml.replace("\n\n[state]", "\nwrites_per_second = 1000\n\n[state]")
 }
 
 /// Writes a config file, mode 0600.

@@ -17,9 +17,15 @@ static BUILDING: Mutex<()> = Mutex::new(());
 /// `cargo build --release --target wasm32-wasip2 --offline` of the crate in
 /// `dir`; returns the component `<lib_name>.wasm`.
 pub fn build(dir: &Path, lib_name: &str, extra: &[&str]) -> PathBuf {
+    build_into("test-policies", dir, lib_name, extra)
+}
+
+/// [`build`] into `target/<folder>`: a build with other features of a
+/// crate another test builds keeps its own `.wasm`.
+pub fn build_into(folder: &str, dir: &Path, lib_name: &str, extra: &[&str]) -> PathBuf {
     let _one = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let target_dir = root.join("target").join("test-policies");
+    let target_dir = root.join("target").join(folder);
     let args: Vec<&str> = std::iter::once("--offline")
         .chain(extra.iter().copied())
         .collect();
@@ -35,6 +41,21 @@ pub fn hostile_policy() -> &'static Path {
     WASM.get_or_init(|| {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hostile-policy");
         build(&dir, "hostile_policy", &[])
+    })
+}
+
+/// The hostile policy with the feature `without-admission`: the world
+/// `policy` only, plain addresses banned plainly.
+pub fn policy_without_admission() -> &'static Path {
+    static WASM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    WASM.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hostile-policy");
+        build_into(
+            "test-policies-plain",
+            &dir,
+            "hostile_policy",
+            &["--features", "without-admission"],
+        )
     })
 }
 

@@ -38,6 +38,11 @@ impl State {
         path: &str,
         params: &[(String, String)],
     ) -> Result<Response, Error> {
+        if self.sealed {
+            return Err(Error::Denied(
+                "no PVE request while the policy chooses what gets in (admit is pure)".into(),
+            ));
+        }
         let settings = self.settings.clone();
         let checked = self
             .guard

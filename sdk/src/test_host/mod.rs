@@ -57,6 +57,7 @@ use std::fmt;
 
 use pve_model::{Caller, Cluster};
 
+use crate::admission::{Admitted, Budget, Candidate};
 use crate::policy::Policy;
 use crate::types::{BanRequest, Entry, Error, Level, Response};
 
@@ -94,6 +95,8 @@ pub(crate) struct State {
     pub calls: Vec<Call>,
     pub logs: Vec<(Level, String)>,
     pub respond: Option<Respond>,
+    /// While `admit` runs: every `pve` request is denied, as by the host.
+    pub sealed: bool,
 }
 
 /// One request the policy made, and how it ended.
@@ -179,6 +182,7 @@ impl TestHost {
                 calls: Vec::new(),
                 logs: Vec::new(),
                 respond: None,
+                sealed: false,
             }),
         }
     }
@@ -373,6 +377,44 @@ impl TestHost {
     /// `validate`, then `unban`, for a request of your own.
     pub fn unban_with<P: Policy>(&mut self, req: &BanRequest) -> Result<String, Error> {
         self.run(|| P::validate(req).and_then(|_| P::unban(req)))
+    }
+
+    /// `admit` as the host runs it for `fail2pvefw crowdsec`: every `pve`
+    /// request is denied meanwhile (choosing is pure), the settings are
+    /// this host's. [`TestHost::budget`] gives a budget to start from.
+    pub fn admit<P: Policy>(
+        &mut self,
+        candidates: &[Candidate],
+        budget: &Budget,
+    ) -> Result<Admitted, Error> {
+        self.state_mut().sealed = true;
+        let answer = self.run(|| P::admit(candidates, budget));
+        self.state_mut().sealed = false;
+        answer
+    }
+
+    /// A budget as the host makes one: the first granted IPSet (else
+    /// `crowdsec`), this instance, now, no cap on entries, 1 MiB of bytes,
+    /// nothing shared, no aggregation (`aggregate-min` 8).
+    pub fn budget(&self) -> Budget {
+        let state = self.state();
+        Budget {
+            ipset: state
+                .guard
+                .ipsets
+                .iter()
+                .next()
+                .cloned()
+                .unwrap_or_else(|| "crowdsec".to_string()),
+            instance: state.guard.instance.clone(),
+            now: i64::try_from(state.now).unwrap_or(i64::MAX),
+            max_entries: None,
+            max_bytes: 1 << 20,
+            shared: Vec::new(),
+            aggregate_ipv4: None,
+            aggregate_ipv6: None,
+            aggregate_min: 8,
+        }
     }
 
     /// Sets the clock.

@@ -216,3 +216,116 @@ fn a_bad_setting_is_denied_naming_it() {
 fn an_import_outside_run_says_how_to_call_it() {
     crate::clock::now();
 }
+
+fn candidate(key: &str, entry: &str, origin: &str) -> crate::Candidate {
+    crate::Candidate {
+        key: key.into(),
+        entry: entry.into(),
+        origin: origin.into(),
+        scenario: "crowdsecurity/ssh-bf".into(),
+        expires: 1_700_003_600,
+        seen: 1_700_000_000,
+        admitted: false,
+    }
+}
+
+#[test]
+fn a_policy_on_the_sdk_admits_by_the_default_rules() {
+    let mut host = TestHost::new().ipset("crowdsec").instance("web01");
+    let budget = crate::Budget {
+        max_entries: Some(1),
+        ..host.budget()
+    };
+    let cands = [
+        candidate("capi", "192.0.2.1", "CAPI"),
+        candidate("local", "192.0.2.2", "crowdsec"),
+    ];
+    let answer = host.admit::<Plain>(&cands, &budget).unwrap();
+    let chosen: Vec<&str> = answer.chosen.iter().map(|c| c.entry.as_str()).collect();
+    assert_eq!(chosen, ["192.0.2.2"]);
+    assert_eq!(answer.chosen[0].comment, "cs crowdsec crowdsecurity/ssh-bf");
+    assert_eq!(answer.left_out.len(), 1);
+    assert_eq!(answer.left_out[0].key, "capi");
+    assert_eq!(
+        answer.left_out[0].reason,
+        crate::admission::Reason::OverEntries
+    );
+    assert!(host.calls().is_empty());
+}
+
+#[test]
+fn the_default_admit_keeps_out_what_the_rules_refuse_to_aggregate() {
+    let mut host = TestHost::new()
+        .ipset("crowdsec")
+        .setting("never-ban", "192.0.2.128/25");
+    let budget = crate::Budget {
+        aggregate_ipv4: Some(24),
+        aggregate_min: 2,
+        ..host.budget()
+    };
+    let cands = [
+        candidate("a", "192.0.2.1", "CAPI"),
+        candidate("b", "192.0.2.2", "CAPI"),
+    ];
+    let answer = host.admit::<Plain>(&cands, &budget).unwrap();
+    // The /24 would hold a never-ban network: the addresses go in alone.
+    let chosen: Vec<&str> = answer.chosen.iter().map(|c| c.entry.as_str()).collect();
+    assert_eq!(chosen, ["192.0.2.1", "192.0.2.2"]);
+}
+
+/// A policy that reads PVE while it chooses: the test host denies it, as
+/// the host does.
+struct Peeking;
+
+impl Policy for Peeking {
+    fn identity() -> crate::Identity {
+        crate::Identity::new("peeking", "1")
+    }
+    fn ban(req: &BanRequest) -> Result<String, Error> {
+        Plain::ban(req)
+    }
+    fn unban(req: &BanRequest) -> Result<String, Error> {
+        Plain::unban(req)
+    }
+    fn admit(
+        candidates: &[crate::Candidate],
+        budget: &crate::Budget,
+    ) -> Result<crate::Admitted, Error> {
+        ipset::read(&IpsetName::new(&budget.ipset)?)?;
+        policy::admit(candidates, budget)
+    }
+}
+
+#[test]
+fn admit_is_pure_on_the_test_host_too() {
+    let mut host = TestHost::new().ipset("crowdsec");
+    let budget = host.budget();
+    let err = host
+        .admit::<Peeking>(&[candidate("a", "192.0.2.1", "CAPI")], &budget)
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Denied(why) if why.contains("admit is pure")),
+        "{err:?}"
+    );
+    // Outside admit, requests go through again.
+    assert!(host.ban::<Peeking>("192.0.2.9").is_ok());
+}
+
+#[test]
+fn a_chosen_entry_is_banned_with_its_comment_and_no_timestamp() {
+    let mut host = TestHost::new().ipset("crowdsec").instance("web01");
+    let req = BanRequest {
+        jail: Some(crate::admission::JAIL.into()),
+        comment: Some("cs CAPI crowdsecurity/ssh-bf".into()),
+        time: Some(1_700_000_000.0),
+        bantime: Some(3600),
+        restored: true,
+        ..host.request("192.0.2.7")
+    };
+    host.ban_with::<Plain>(&req).unwrap();
+    let entries = host.entries("crowdsec");
+    assert_eq!(
+        entries[0].comment.as_deref(),
+        Some("cs CAPI crowdsecurity/ssh-bf f2p:web01/crowdsec/1700003600")
+    );
+}

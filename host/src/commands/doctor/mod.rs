@@ -21,6 +21,7 @@ use std::path::Path;
 
 mod checklist;
 mod cluster;
+mod crowdsec;
 
 /// The checks after the per-node ones, skipped when no node answers.
 const CLUSTER_CHECKS: [&str; 4] = [
@@ -51,6 +52,7 @@ pub fn run(config_path: &Path, ipset: Option<String>) -> Result<String> {
         ),
     );
     token_file(&mut doc, &config.token_path);
+    crowdsec::check(&mut doc, &config);
     compiled_code(&mut doc, &config.state_dir);
     let mut client = None;
     for pve in node_configs(&config.pve) {

@@ -18,6 +18,7 @@ pub const SDK: &[(&str, &str)] = files!("sdk":
     "Cargo.toml",
     "README.md",
     "wit/policy.wit",
+    "src/admission.rs",
     "src/answers.rs",
     "src/bindings.rs",
     "src/cidr.rs",

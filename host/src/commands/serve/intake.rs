@@ -150,8 +150,16 @@ impl Intake {
         match request.op {
             Op::Ban(event) => self.event(Action::Ban, &event),
             Op::Unban(event) => self.event(Action::Unban, &event),
-            Op::Flush { jail, remove } => {
-                let flush = Flush { jail, remove };
+            Op::Flush {
+                jail,
+                remove,
+                crowdsec,
+            } => {
+                let flush = Flush {
+                    jail,
+                    remove,
+                    crowdsec,
+                };
                 let answer = flush::queue_flush(&mut self.db, &self.bound, &flush);
                 if let Ok((_, true)) = &answer {
                     let _ = self.wake.send(Wake::Queued);

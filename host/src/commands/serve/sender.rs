@@ -13,7 +13,8 @@
 use super::scheduler::Scheduler;
 use super::worker::{self, Wake};
 use crate::commands::cluster::{self, Bound};
-use crate::commands::drain::{Backoff, Report, pass_until};
+use crate::commands::crowdsec;
+use crate::commands::drain::{Backoff, Report, pass_stoppable};
 use crate::commands::errors::lock_failure;
 use crate::commands::metrics::after_drain;
 use crate::commands::sync;
@@ -31,6 +32,8 @@ use std::time::{Duration, Instant};
 
 /// How often the queue is looked at for events other processes committed.
 pub const POLL: Duration = Duration::from_millis(250);
+/// How often the CrowdSec bouncer is asked whether a pull is due.
+const CROWDSEC_LOOK: Duration = Duration::from_secs(1);
 /// At most one WAL checkpoint in this time.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 
@@ -46,6 +49,18 @@ pub struct Worker {
     checkpointed: Instant,
     /// The policy trapped: renew the instance before the next pass.
     broken: bool,
+    /// The CrowdSec bouncer, with `[crowdsec]`.
+    crowdsec: Option<Bouncing>,
+}
+
+/// The CrowdSec bouncer as the service runs it: one per state directory
+/// (`crowdsec.lock`; while `fail2pvefw crowdsec` runs, the service leaves
+/// the pulls to it), its next tick.
+struct Bouncing {
+    service: crowdsec::service::Service,
+    lock: Option<DrainLock>,
+    next: Instant,
+    said: bool,
 }
 
 /// The tasks, each one registration. The CrowdSec pull cycle goes here.
@@ -59,17 +74,18 @@ pub fn tasks(config: &Config) -> Scheduler<Worker> {
             config.serve.sync_interval,
             Worker::sync,
         );
-    // CROWDSEC: when `[crowdsec]` is configured, register its pull cycle
-    // here, e.g.
-    //   if config.crowdsec.is_some() {
-    //       s.every("crowdsec", interval, Duration::ZERO, Worker::crowdsec);
-    //   }
+    // CROWDSEC: with `[crowdsec]`, the bouncer's cycle (its own clock
+    // says when a pull is due: `Worker::crowdsec` asks it every second).
+    if config.crowdsec.is_some() {
+        s.every("crowdsec", CROWDSEC_LOOK, Duration::ZERO, Worker::crowdsec);
+    }
     s
 }
 
 impl Worker {
     pub fn new(config: Arc<Config>, source: Source, stop: Arc<AtomicBool>) -> Result<Worker> {
         let (db, bound, session) = worker::open(&config, &source)?;
+        let crowdsec = bouncing(&config)?;
         Ok(Worker {
             config,
             source,
@@ -80,6 +96,7 @@ impl Worker {
             alive: None,
             checkpointed: Instant::now(),
             broken: false,
+            crowdsec,
         })
     }
 
@@ -119,6 +136,10 @@ impl Worker {
                 self.db = db;
                 self.bound = bound;
                 self.session = session;
+                match bouncing(&config) {
+                    Ok(crowdsec) => self.crowdsec = crowdsec,
+                    Err(f) => log::warn(&format!("serve: crowdsec: {f}; the old bouncer stays")),
+                }
                 self.config = config;
                 self.broken = false;
             }
@@ -154,12 +175,13 @@ impl Worker {
         };
         let mut report = Report::default();
         let stop = self.stop.clone();
-        let passed = pass_until(
+        let passed = pass_stoppable(
             &mut self.session,
             &mut self.db,
             &self.bound,
             Backoff::Respect,
             &mut report,
+            None,
             &|| stop.load(Ordering::SeqCst),
         );
         drop(sending);
@@ -183,6 +205,45 @@ impl Worker {
             log::write(log::Level::Warn, "serve", &failure.to_string());
         }
         Ok(())
+    }
+
+    /// The CrowdSec task: a tick of the bouncer when it is due (a pull,
+    /// then sending until the next one is due or the queue is empty).
+    pub fn crowdsec(&mut self) -> Result<(), Failure> {
+        let dir = self.config.state_dir.clone();
+        let Some(cs) = self.crowdsec.as_mut() else {
+            return Ok(());
+        };
+        if Instant::now() < cs.next {
+            return Ok(());
+        }
+        if cs.lock.is_none() {
+            cs.lock = DrainLock::try_take_named(&dir, crowdsec::LOCK).map_err(lock_failure)?;
+            if cs.lock.is_none() {
+                if !cs.said {
+                    log::warn(
+                        "serve: crowdsec: `fail2pvefw crowdsec` runs for this state directory; the service leaves the pulls to it",
+                    );
+                    cs.said = true;
+                }
+                cs.next = Instant::now() + Duration::from_secs(30);
+                return Ok(());
+            }
+        }
+        match cs
+            .service
+            .tick(&mut self.session, &mut self.db, &self.config, &self.bound)
+        {
+            Ok(next) => {
+                cs.next = next;
+                Ok(())
+            }
+            Err(f) => {
+                cs.next = Instant::now() + Duration::from_secs(5);
+                self.broken = true;
+                Err(f)
+            }
+        }
     }
 
     /// The sync task: the nodes' names resolved again, then `sync`.
@@ -209,4 +270,18 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// The bouncer for `[crowdsec]`, if configured.
+fn bouncing(config: &Config) -> Result<Option<Bouncing>> {
+    if config.crowdsec.is_none() {
+        return Ok(None);
+    }
+    let bouncer = crowdsec::bouncer::Bouncer::new(config)?;
+    Ok(Some(Bouncing {
+        service: crowdsec::service::Service::new(bouncer),
+        lock: None,
+        next: Instant::now(),
+        said: false,
+    }))
 }

@@ -15,8 +15,26 @@
 //! - writes of someone else's entry, which the host leaves alone:
 //!   `delete-manual`, `put-manual` (the entry `192.0.2.50`);
 //! - errors in odd words, which the host must judge by their case alone:
-//!   `odd-busy`, `odd-refused`, `odd-unreachable`.
+//!   `odd-busy`, `odd-refused`, `odd-unreachable`;
+//! - an `admission` that breaks the host's rules (see `admit.rs`); for it,
+//!   `validate` keeps an input made of digits and dots as it is.
 
+//!
+//! With the feature `without-admission` it exports the world `policy` only
+//! (no `admission`): the host then chooses by the default policy's rules.
+
+#[cfg(not(feature = "without-admission"))]
+mod admit;
+
+#[cfg(not(feature = "without-admission"))]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../../wit",
+        world: "admitting-policy",
+    });
+}
+
+#[cfg(feature = "without-admission")]
 mod bindings {
     wit_bindgen::generate!({
         path: "../../../wit",
@@ -45,6 +63,9 @@ impl Guest for Hostile {
         if req.ip == "garbage" {
             return Ok("\u{1b}[2J\u{1b}[31m pwned \n".repeat(500));
         }
+        if !req.ip.is_empty() && req.ip.chars().all(|c| c.is_ascii_digit() || c == '.') {
+            return Ok(req.ip);
+        }
         Ok("192.0.2.1".into())
     }
 
@@ -57,10 +78,18 @@ impl Guest for Hostile {
     }
 
     fn ban(req: BanRequest) -> Result<String, Error> {
+        #[cfg(feature = "without-admission")]
+        if plain(&req.ip) {
+            return plainly::ban(&req);
+        }
         misbehave(&req.ip, &req.ipset)
     }
 
     fn unban(req: BanRequest) -> Result<String, Error> {
+        #[cfg(feature = "without-admission")]
+        if plain(&req.ip) {
+            return plainly::unban(&req);
+        }
         misbehave(&req.ip, &req.ipset)
     }
 
@@ -71,7 +100,10 @@ impl Guest for Hostile {
 
 /// The write each guard mode tries: method, path below the IPSet API,
 /// parameters.
-fn write(mode: &str, ipset: &str) -> Option<(&'static str, String, Vec<(&'static str, &'static str)>)> {
+fn write(
+    mode: &str,
+    ipset: &str,
+) -> Option<(&'static str, String, Vec<(&'static str, &'static str)>)> {
     let set = format!("/cluster/firewall/ipset/{ipset}");
     let post = |params: Vec<(&'static str, &'static str)>| Some(("POST", set.clone(), params));
     match mode {
@@ -159,5 +191,46 @@ fn misbehave_otherwise(mode: &str) -> Result<String, Error> {
             .map(|_| "connected".to_string())
             .map_err(|e| Error::Denied(format!("socket: {e}"))),
         other => Ok(format!("nothing hostile about '{other}'")),
+    }
+}
+
+/// An IPv4 address, digits and dots: no mode.
+#[cfg(feature = "without-admission")]
+fn plain(ip: &str) -> bool {
+    ip.contains('.') && ip.chars().all(|c| c.is_ascii_digit() || c == '.')
+}
+
+/// With `without-admission`, an address that names no mode is banned as a
+/// plain policy would: one tagged entry, removed by unban.
+#[cfg(feature = "without-admission")]
+mod plainly {
+    use super::{BanRequest, Error, pve};
+
+    pub fn ban(req: &BanRequest) -> Result<String, Error> {
+        let at = req.time.map_or(0, |t| t as i64);
+        let expires = req
+            .bantime
+            .filter(|&b| b >= 0)
+            .map_or("-".to_string(), |b| (at + b).to_string());
+        let jail = req.jail.clone().unwrap_or_else(|| "-".into());
+        let text = req.comment.clone().unwrap_or_default();
+        let comment = format!("{text} f2p:{}/{jail}/{expires}", req.instance);
+        let path = format!("/cluster/firewall/ipset/{}", req.ipset);
+        let params = [
+            ("cidr".to_string(), req.ip.clone()),
+            ("comment".to_string(), comment),
+        ];
+        let r = pve::request("POST", &path, &params)?;
+        if (200..300).contains(&r.status) || r.status == 400 {
+            Ok(format!("added {}", req.ip))
+        } else {
+            Err(Error::Busy(format!("{} {}", r.status, r.reason)))
+        }
+    }
+
+    pub fn unban(req: &BanRequest) -> Result<String, Error> {
+        let path = format!("/cluster/firewall/ipset/{}/{}", req.ipset, req.ip);
+        pve::request("DELETE", &path, &[])?;
+        Ok(format!("removed {}", req.ip))
     }
 }
