@@ -332,3 +332,37 @@ fn metrics_are_served_on_loopback_and_a_public_address_is_refused() {
     assert!(body.contains("fail2pvefw_"), "{body}");
     assert!(!body.contains(SECRET), "{body}");
 }
+
+#[path = "support/crowdsec.rs"]
+mod lapi;
+
+#[test]
+fn the_service_runs_the_crowdsec_pulls_when_configured() {
+    let Some(lapi) = lapi::Lapi::start_or_skip() else {
+        return;
+    };
+    let key = lapi.bouncer_key("fail2pvefw");
+    let s = Setup::new();
+    let key_file = s.dir.path().join("crowdsec.key");
+    support::write_private(&key_file, &format!("{key}\n"));
+    let socket = s.dir.path().join("run/f2p.sock");
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    s.write_config(&format!(
+        "{text}{}\n[crowdsec]\nurl = \"{}\"\napi_key_file = \"{}\"\nupdate_frequency = 1\n",
+        serve_table(&socket),
+        lapi.url,
+        key_file.display()
+    ));
+    lapi.add_decision("192.0.2.77", "4h", "serve test");
+    let svc = Service::start(&s.config, &socket);
+    wait_until("CrowdSec's decision to land", LAND, || {
+        s.cidrs().contains(&"192.0.2.77".to_string())
+    });
+    // fail2ban's bans go through the same service meanwhile.
+    let ban = svc.ask(&json!({"op": "ban", "ip": "203.0.113.40", "jail": "sshd"}));
+    assert_eq!(ban["code"], 0, "{ban}");
+    wait_until("the ban to land", LAND, || s.cidrs().len() == 2);
+    // A second bouncer on the state directory is refused while it runs.
+    let second = s.run(&["crowdsec", "--once"]);
+    assert_ne!(second.code, 0, "{second:?}");
+}
