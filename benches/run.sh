@@ -12,6 +12,7 @@
 #   SERVE_ONLY=1 benches/run.sh     # only `fail2pvefw serve` and the Python action (section 8)
 #   TMPDIR=/dev/shm benches/run.sh  # state on tmpfs: shows what fsync costs
 #   RATE=2 benches/run.sh           # [pve] writes_per_second (default here 1000)
+#   CROWDSEC=0 benches/run.sh       # without the CrowdSec bench (section 7, a few minutes)
 #
 # Needs hyperfine, curl, /usr/bin/time (package `time`), fail2ban, python3:
 #   apt-get install -y hyperfine curl time fail2ban
@@ -326,6 +327,20 @@ f2b_stop "$real"
 row "peak memory (max RSS) of one \`-f ban\`" "**$rss_fg MiB**; curl $rss_curl MiB" "≤ 20 MiB"
 row "peak memory of \`sync\` over $N entries" "$rss_sync MiB" "≤ 20 MiB"
 
+# === 7. CrowdSec: 20,000 decisions to a capped set, one write at 15,000 ======
+echo "== 7. cargo bench -p fail2pvefw --bench crowdsec (needs scripts/install-crowdsec)" >&2
+if [ "${CROWDSEC:-1}" = 0 ]; then
+    row "CrowdSec" "skipped (CROWDSEC=0)" ""
+elif scripts/install-crowdsec >/dev/null 2>&1; then
+    cargo bench --quiet -p fail2pvefw --bench crowdsec | tee "$work/crowdsec.txt" >&2
+    row "CrowdSec: 20,000 decisions to a capped set; one PVE write at 15,000 entries" \
+        "see \`cargo bench -p fail2pvefw --bench crowdsec\` (printed below)" ""
+else
+    row "CrowdSec" "skipped: scripts/install-crowdsec failed" ""
+fi
+fi # SERVE_ONLY
+
+# === 8. fail2pvefw serve and the Python action ========================
 serve_start() { # CFG SOCKET: `fail2pvefw serve` on CFG, until SOCKET answers
     "$bin" --config "$1" serve 2>>"$1.serve.log" &
     serve_pids+=($!)
@@ -398,19 +413,6 @@ bg_alone=$(hf_stat "$work/bg-alone.json" 0 mean)
 bg_served=$(hf_stat "$work/bg-served.json" 0 mean)
 row "one CLI background \`ban\` (what fail2ban's shell action waits for): without / with \`fail2pvefw serve\`" \
     "$bg_alone ms ± $(hf_stat "$work/bg-alone.json" 0 stddev) / **$bg_served ms** ± $(hf_stat "$work/bg-served.json" 0 stddev) ($(ratio "$bg_served" "$bg_alone")×)" ""
-=======
-# === 7. CrowdSec: 20,000 decisions to a capped set, one write at 15,000 ======
-echo "== 7. cargo bench -p fail2pvefw --bench crowdsec (needs scripts/install-crowdsec)" >&2
-if scripts/install-crowdsec >/dev/null 2>&1; then
-    cargo bench --quiet -p fail2pvefw --bench crowdsec | tee "$work/crowdsec.txt" >&2
-    row "CrowdSec: 20,000 decisions to a capped set; one PVE write at 15,000 entries" \
-        "see \`cargo bench -p fail2pvefw --bench crowdsec\` (printed below)" ""
-else
-    row "CrowdSec" "skipped: scripts/install-crowdsec failed" ""
-fi
-fi # SERVE_ONLY
-
-# === 8. fail2pvefw serve and the Python action ========================
 # === the table ===============================================================
 cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)
 echo
