@@ -20,9 +20,31 @@
 //!   `::ffff:1.2.3.4` -> `::ffff:102:304`.
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+/// An entry as PVE stores it (`10.0.0.0/8`, `10.0.0.0/08`, a bare address)
+/// as a network, host bits cleared; `None` if it is not one. Unlike
+/// [`normalize`] it takes the stored text as it is (ipnet refuses a prefix
+/// with a leading zero, which PVE keeps, so the prefix is read here): the
+/// host's guard and the test host read entries with it.
+pub fn network(text: &str) -> Option<IpNet> {
+    let (addr, prefix) = match text.split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix)),
+        None => (text, None),
+    };
+    let addr: IpAddr = addr.parse().ok()?;
+    let bits: u8 = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match prefix {
+        None => bits,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+            p.parse::<u8>().ok().filter(|&len| len <= bits)?
+        }
+        Some(_) => return None,
+    };
+    IpNet::new(addr, len).ok().map(|n| n.trunc())
+}
 
 /// The longest input we look at. The longest address PVE accepts,
 /// `ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255/128`, has 49 characters.

@@ -4,10 +4,10 @@
 //! differ a little.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::cidr::network;
 use crate::ipset::IPSET_API;
 use crate::rules::Rules;
 
@@ -198,22 +198,4 @@ fn comment_check(params: &[(String, String)]) -> Result<(), String> {
         );
     }
     Ok(())
-}
-
-/// `10.0.0.0/8` or a bare address, host bits cleared.
-pub fn network(text: &str) -> Option<IpNet> {
-    let (addr, prefix) = match text.split_once('/') {
-        Some((addr, prefix)) => (addr, Some(prefix)),
-        None => (text, None),
-    };
-    let addr: IpAddr = addr.parse().ok()?;
-    let bits: u8 = if addr.is_ipv4() { 32 } else { 128 };
-    let len = match prefix {
-        None => bits,
-        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-            p.parse::<u8>().ok().filter(|&len| len <= bits)?
-        }
-        Some(_) => return None,
-    };
-    IpNet::new(addr, len).ok().map(|n| n.trunc())
 }

@@ -135,25 +135,9 @@ pub fn stored(cidr: &str) -> Result<Stored, String> {
     Ok(Stored { text, net })
 }
 
-/// `10.0.0.0/8`, `10.0.0.0/08` or a bare address, host bits cleared; `None`
-/// if it is not one. (ipnet refuses a prefix with a leading zero, which PVE
-/// takes; so the prefix is read here.)
-pub fn network(text: &str) -> Option<IpNet> {
-    let (addr, prefix) = match text.split_once('/') {
-        Some((addr, prefix)) => (addr, Some(prefix)),
-        None => (text, None),
-    };
-    let addr: IpAddr = addr.parse().ok()?;
-    let bits: u8 = if addr.is_ipv4() { 32 } else { 128 };
-    let len = match prefix {
-        None => bits,
-        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-            p.parse::<u8>().ok().filter(|&len| len <= bits)?
-        }
-        Some(_) => return None,
-    };
-    IpNet::new(addr, len).ok().map(|n| n.trunc())
-}
+/// A stored entry as a network: the SDK's reading, so the host and the
+/// SDK's test host judge an entry alike.
+pub use fail2pvefw_sdk::cidr::network;
 
 #[cfg(test)]
 mod tests {
