@@ -237,6 +237,14 @@ fn connection(stream: UnixStream, peers: Peers, jobs: &mpsc::Sender<Job>, stop: 
                 "serve: refused a client (uid {}, gid {}, pid {}): not root, not in the socket's group",
                 cred.uid, cred.gid, cred.pid
             ));
+            // Take its request first (one line, briefly): closing with it
+            // unread can fail the client's write (EPIPE) before it reads
+            // the answer, and it would not learn why.
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(1)));
+            let mut request = Vec::new();
+            let _ = BufReader::new(&stream)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut request);
             let _ = write_answer(
                 &stream,
                 &Answer::refused(
